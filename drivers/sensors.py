@@ -1,0 +1,339 @@
+"""Measurement drivers: devices on a serial line in, :class:`Reading` out.
+
+A reading always carries a quality. Anything but ``good`` has no value: an
+error is never a number (a busy device is not a reading of 0, a missing RTD
+probe is not -1023 degrees).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from drivers import ezo
+from drivers.errors import (
+    CircuitRebooted,
+    ConfigError,
+    DriverError,
+    EzoUnknownCommand,
+    ModbusExceptionReply,
+)
+from drivers.modbus_rtu import (
+    READ_FUNCTIONS,
+    REGISTER_COUNT,
+    ReadBlock,
+    ResponseDecoder,
+    check_layout,
+    decode_value,
+    plan_reads,
+    validate_unit,
+)
+from drivers.serial_line import SerialLine
+
+log = logging.getLogger(__name__)
+
+MEASUREMENTS = ("temperature", "ph", "conductivity", "water_level")
+UNITS = {"temperature": "°C", "ph": "pH", "conductivity": "µS/cm", "water_level": "m"}
+#: The EZO circuit that measures each measurement (none measures water level).
+EZO_CIRCUITS = {"ph": "pH", "conductivity": "EC", "temperature": "RTD"}
+
+
+class Quality(StrEnum):
+    GOOD = "good"
+    TIMEOUT = "timeout"
+    CRC = "crc"
+    GARBAGE = "garbage"
+    EXCEPTION = "exception"
+    DEVICE_ERROR = "device_error"
+    DISCONNECTED = "disconnected"
+
+    @classmethod
+    def of(cls, error: DriverError) -> Quality:
+        try:
+            return cls(error.kind)
+        except ValueError:
+            return cls.DEVICE_ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One measurement at one moment. ``value`` is None unless quality is good."""
+
+    measurement: str
+    value: float | None
+    quality: Quality
+    timestamp: float  # wall clock, seconds since the epoch
+    source: str  # the bus it came from
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.value is None) != (self.quality is not Quality.GOOD):
+            raise ValueError(f"a {self.quality} reading cannot carry value {self.value!r}")
+
+    @property
+    def good(self) -> bool:
+        return self.quality is Quality.GOOD
+
+
+def _check_measurement(measurement: str) -> None:
+    if measurement not in MEASUREMENTS:
+        raise ConfigError(f"measurement {measurement!r} is not one of {', '.join(MEASUREMENTS)}")
+
+
+def _scaled(raw: float, scale: float, offset: float) -> float:
+    return raw * scale + offset
+
+
+# Modbus RTU ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModbusPoint:
+    """One measurement held in registers of one unit. Addresses are 0-based (PDU)."""
+
+    measurement: str
+    unit: int
+    register: int
+    register_type: str = "input"
+    data_type: str = "float32"
+    word_order: str = "big"
+    byte_order: str = "big"
+    scale: float = 1.0
+    offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_measurement(self.measurement)
+        validate_unit(self.unit)
+        if self.register_type not in READ_FUNCTIONS:
+            raise ConfigError(f"register_type {self.register_type!r} is not 'input' or 'holding'")
+        check_layout(self.data_type, self.word_order, self.byte_order)
+        if not 0 <= self.register <= 0x10000 - self.count:
+            raise ConfigError(f"register {self.register} is outside 0..{0x10000 - self.count}")
+
+    @property
+    def function(self) -> int:
+        return READ_FUNCTIONS[self.register_type]
+
+    @property
+    def count(self) -> int:
+        return REGISTER_COUNT[self.data_type]
+
+
+class UnitBreaker:
+    """Keeps a dead unit from eating its neighbours' time on a shared bus.
+
+    After ``threshold`` failed polls in a row the unit is skipped; it is probed
+    again (one attempt, no retries) after a backoff that doubles per failed
+    probe, from ``base`` up to ``cap`` seconds. One good reply closes it.
+    """
+
+    def __init__(self, base: float, cap: float, threshold: int = 2) -> None:
+        self.base, self.cap, self.threshold = base, cap, threshold
+        self.failures = 0
+        self.retry_at = float("-inf")
+
+    @property
+    def tripped(self) -> bool:
+        return self.failures >= self.threshold
+
+    def allows(self, now: float) -> bool:
+        return not self.tripped or now >= self.retry_at
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.retry_at = float("-inf")
+
+    def failed(self, now: float) -> None:
+        self.failures += 1
+        if self.tripped:
+            doublings = self.failures - self.threshold
+            self.retry_at = now + min(self.cap, self.base * 2.0**doublings)
+
+
+class ModbusBus:
+    """The Modbus points on one RS-485 line, read with as few requests as fit."""
+
+    def __init__(
+        self,
+        line: SerialLine,
+        points: Sequence[ModbusPoint],
+        *,
+        poll_interval: float = 2.0,
+        backoff_cap: float = 60.0,
+        max_registers: int = 125,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.line = line
+        self.points = tuple(points)
+        self._clock, self._wall = clock, wall_clock
+        self._blocks = plan_reads(
+            [(p.unit, p.function, p.register, p.count) for p in self.points], max_registers
+        )
+        units = {p.unit for p in self.points}
+        self.breakers = {
+            u: UnitBreaker(base=max(poll_interval, 1.0), cap=backoff_cap) for u in units
+        }
+
+    async def read(self) -> list[Reading]:
+        """One poll of every point; a skipped or failed point gets a bad-quality reading."""
+        readings: list[Reading] = []
+        for block in list(self._blocks):
+            readings += await self._read_block(block)
+        return readings
+
+    async def _read_block(self, block: ReadBlock) -> list[Reading]:
+        request = block.request
+        breaker = self.breakers[request.unit]
+        if not breaker.allows(self._clock()):
+            wait = breaker.retry_at - self._clock()
+            detail = f"unit {request.unit} not answering; next try in {wait:.1f} s"
+            return [self._failed(i, Quality.TIMEOUT, detail) for i in block.members]
+        try:
+            reply = await self.line.request(
+                request.to_bytes(),
+                lambda: ResponseDecoder(request),
+                retries=0 if breaker.tripped else None,
+            )
+        except ModbusExceptionReply as exc:
+            breaker.succeeded()  # it answered: the unit is alive
+            if not exc.retryable and len(block.members) > 1:
+                self._split(block)  # maybe the merge crossed a hole; ask point by point
+            return [self._failed(i, Quality.EXCEPTION, str(exc)) for i in block.members]
+        except DriverError as exc:
+            if exc.kind in ("timeout", "crc", "garbage"):
+                breaker.failed(self._clock())
+            return [self._failed(i, Quality.of(exc), str(exc)) for i in block.members]
+        breaker.succeeded()
+        now = self._wall()
+        readings = []
+        for i in block.members:
+            point = self.points[i]
+            registers = block.slice(reply.registers, point.register, point.count)
+            raw = decode_value(registers, point.data_type, point.word_order, point.byte_order)
+            if not math.isfinite(raw):
+                readings.append(self._failed(i, Quality.DEVICE_ERROR, f"non-finite value {raw}"))
+                continue
+            value = _scaled(raw, point.scale, point.offset)
+            readings.append(Reading(point.measurement, value, Quality.GOOD, now, self.line.name))
+        return readings
+
+    def _split(self, block: ReadBlock) -> None:
+        index = self._blocks.index(block)
+        singles = plan_reads(
+            [
+                (p.unit, p.function, p.register, p.count)
+                for p in (self.points[i] for i in block.members)
+            ],
+            max_registers=1,  # never merges: one request per point
+        )
+        self._blocks[index : index + 1] = [
+            ReadBlock(b.request, tuple(block.members[m] for m in b.members)) for b in singles
+        ]
+        log.warning(
+            "%s: unit %d refused a merged read; reading its points one by one",
+            self.line.name,
+            block.request.unit,
+        )
+
+    def _failed(self, index: int, quality: Quality, detail: str) -> Reading:
+        point = self.points[index]
+        return Reading(point.measurement, None, quality, self._wall(), self.line.name, detail)
+
+
+# Atlas Scientific EZO --------------------------------------------------------
+
+
+class EzoSensor:
+    """One EZO circuit on its own UART (pH, EC or RTD).
+
+    Before the first reading, and again whenever the port was reopened or the
+    circuit announced a restart, it turns continuous mode off, checks with
+    ``i`` that the circuit on the port is the one configured, enables the
+    outputs it needs, and throws away the first reading.
+    """
+
+    def __init__(
+        self,
+        line: SerialLine,
+        measurement: str,
+        *,
+        scale: float = 1.0,
+        offset: float = 0.0,
+        temperature: Callable[[], float | None] | None = None,
+        read_time: float | None = None,
+        command_time: float = ezo.COMMAND_TIME,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        _check_measurement(measurement)
+        if measurement not in EZO_CIRCUITS:
+            raise ConfigError(f"no EZO circuit measures {measurement}")
+        self.line = line
+        self.measurement = measurement
+        self.circuit = EZO_CIRCUITS[measurement]
+        self.scale, self.offset = scale, offset
+        self.temperature = temperature if self.circuit != "RTD" else None
+        self.read_time = ezo.READ_TIME[self.circuit] if read_time is None else read_time
+        self.command_time = command_time
+        self.firmware: str | None = None
+        self._wall = wall_clock
+        self._ready_generation = 0
+        self._rt_supported = True
+
+    async def read(self) -> list[Reading]:
+        try:
+            if self._ready_generation != self.line.generation or not self.line.connected:
+                await self._initialise()
+            value = await self._read_value()
+        except CircuitRebooted as exc:
+            log.warning("%s: %s; re-initialising", self.line.name, exc)
+            self._ready_generation = -1
+            return [self._failed(Quality.DEVICE_ERROR, str(exc))]
+        except DriverError as exc:
+            return [self._failed(Quality.of(exc), str(exc))]
+        return [Reading(self.measurement, value, Quality.GOOD, self._wall(), self.line.name)]
+
+    async def command(self, text: str, wait: float | None = None) -> ezo.Reply:
+        """Send one command and return its reply (for setters, queries, calibration)."""
+        timeout = (self.command_time if wait is None else wait) + self.line.timeout
+        return await self.line.request(
+            ezo.encode_command(text), lambda: ezo.Transaction(text), timeout=timeout
+        )
+
+    async def _initialise(self) -> None:
+        await self.command("*OK,1")
+        await self.command("C,0")
+        kind, self.firmware = ezo.circuit_type(await self.command("i"))
+        if kind.upper() != self.circuit.upper():
+            raise ConfigError(
+                f"{self.line.port} has an EZO {kind} circuit, configured for {self.measurement}"
+            )
+        if self.circuit == "EC":
+            await self.command("O,EC,1")
+        elif self.circuit == "RTD":
+            await self.command("S,c")
+        await self.command("R", self.read_time)  # the first reading after a start is not trusted
+        self._ready_generation = self.line.generation
+        log.info("%s: EZO %s %s ready", self.line.name, kind, self.firmware)
+
+    async def _read_value(self) -> float:
+        temperature = self.temperature() if self.temperature else None
+        if temperature is None:
+            reply = await self.command("R", self.read_time)
+        elif self._rt_supported:
+            try:
+                reply = await self.command(f"RT,{temperature:.2f}", self.read_time)
+            except EzoUnknownCommand:
+                self._rt_supported = False  # older firmware: set T, then read
+                return await self._read_value()
+        else:
+            await self.command(f"T,{temperature:.2f}")
+            reply = await self.command("R", self.read_time)
+        return _scaled(ezo.reading_value(reply, self.circuit), self.scale, self.offset)
+
+    def _failed(self, quality: Quality, detail: str) -> Reading:
+        return Reading(self.measurement, None, quality, self._wall(), self.line.name, detail)

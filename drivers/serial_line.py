@@ -1,0 +1,286 @@
+"""One serial port, owned by one object: every transaction on it goes through here.
+
+A :class:`SerialLine` serialises requests (one at a time, under a lock), flushes
+stale input before each, keeps ``request_gap`` of silence after a reply, skips
+an RS-485 adapter's echo, and gives each request its own timeout and retries.
+When the port vanishes (a USB unplug, EIO) it is closed and, on a later
+request, opened again by name with growing backoff, so a replugged adapter
+behind a stable ``/dev/serial/by-id/`` link is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import select
+import time
+import urllib.parse
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
+
+import serial
+import serial_asyncio_fast
+
+from drivers.errors import DeviceTimeout, DriverError, PortDisconnected, ProtocolError
+
+log = logging.getLogger(__name__)
+
+T_co = TypeVar("T_co", covariant=True)
+T = TypeVar("T")
+
+#: Error kinds counted per bus (also the contract's metric labels).
+ERROR_KINDS = ("timeout", "crc", "exception", "garbage", "device_error", "disconnected")
+
+
+class ReplyParser(Protocol[T_co]):
+    """What a codec offers the line: fed bytes, it returns None until the reply is whole."""
+
+    def feed(self, data: bytes) -> T_co | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """One entry of a line's diagnostic ring: what went out or came in, and when."""
+
+    time: float  # wall clock (time.time())
+    direction: Literal["tx", "rx", "drop"]  # drop: stale input flushed before a request
+    data: bytes
+    note: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "time": self.time,
+            "direction": self.direction,
+            "hex": self.data.hex(" "),
+            "note": self.note,
+        }
+
+
+class _Receiver(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.arrived = asyncio.Event()
+        self.lost: Exception | None = None
+        self.closed = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self.arrived.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc or ConnectionError("port closed")
+        self.closed.set()
+        self.arrived.set()
+
+    def take(self) -> bytes:
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        self.arrived.clear()
+        return data
+
+
+class SerialLine:
+    """Owns one port. Call :meth:`request` from any task; they queue on a lock."""
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        name: str | None = None,
+        baudrate: int = 9600,
+        timeout: float = 1.0,
+        retries: int = 2,
+        request_gap: float = 0.0,
+        echo: bool = False,
+        reconnect_min: float = 0.5,
+        reconnect_max: float = 30.0,
+        history: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.port = port
+        self.name = name or port
+        self.baudrate = baudrate
+        self.timeout = timeout
+        self.retries = retries
+        self.request_gap = request_gap
+        self.echo = echo
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.frames: deque[FrameRecord] = deque(maxlen=history)
+        #: Per kind: requests, reconnects, and each of ERROR_KINDS.
+        self.counters: Counter[str] = Counter()
+        #: Grows by one on every successful open; devices re-initialise when it changes.
+        self.generation = 0
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._transport: asyncio.Transport | None = None
+        self._receiver: _Receiver | None = None
+        self._last_reply = float("-inf")
+        self._backoff = 0.0
+        self._next_open = float("-inf")
+        self._last_problem = "not opened yet"
+
+    @property
+    def connected(self) -> bool:
+        return self._receiver is not None and not self._receiver.closed.is_set()
+
+    async def open(self) -> None:
+        """Open the port now. Raises PortDisconnected naming the port if it cannot."""
+        async with self._lock:
+            await self._open()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop_transport()
+
+    async def request(
+        self,
+        payload: bytes,
+        parser: Callable[[], ReplyParser[T]],
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> T:
+        """Send ``payload`` and return what a fresh ``parser()`` makes of the reply.
+
+        Retries (``retries`` more attempts) errors that may pass: a timeout,
+        a bad CRC, garbage, a busy device. Raises the last DriverError.
+        """
+        attempts = 1 + (self.retries if retries is None else retries)
+        async with self._lock:
+            for attempt in range(attempts):
+                try:
+                    await self._ensure_open()
+                    return await self._transact(payload, parser(), timeout or self.timeout)
+                except DriverError as exc:
+                    self.counters[exc.kind] += 1
+                    if not exc.retryable or attempt == attempts - 1:
+                        raise
+                    log.debug("%s: attempt %d failed: %s", self.name, attempt + 1, exc)
+                    if exc.retry_after:
+                        await asyncio.sleep(exc.retry_after)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # internals --------------------------------------------------------------
+
+    async def _ensure_open(self) -> None:
+        if self.connected:
+            return
+        if self._transport is not None:
+            await self._drop_transport()
+        if self._clock() < self._next_open:
+            wait = self._next_open - self._clock()
+            raise PortDisconnected(self.port, f"{self._last_problem}; next try in {wait:.1f} s")
+        try:
+            await self._open()
+        except PortDisconnected:
+            self._backoff = min(self.reconnect_max, max(self.reconnect_min, self._backoff * 2))
+            self._next_open = self._clock() + self._backoff
+            raise
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        receiver = _Receiver()
+        options: dict[str, object] = {"baudrate": self.baudrate}
+        if not urllib.parse.urlparse(self.port).scheme:
+            options["exclusive"] = True  # one owner per port, as on a field box
+        try:
+            transport, _ = await serial_asyncio_fast.create_serial_connection(
+                loop, lambda: receiver, self.port, **options
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            self._last_problem = f"cannot open: {exc}"
+            raise PortDisconnected(self.port, self._last_problem) from exc
+        self._transport, self._receiver = transport, receiver
+        self._backoff = 0.0
+        self._next_open = float("-inf")
+        self.generation += 1
+        if self.generation > 1:
+            self.counters["reconnects"] += 1
+            log.warning("%s: port %s reopened", self.name, self.port)
+
+    async def _drop_transport(self) -> None:
+        transport, receiver = self._transport, self._receiver
+        self._transport = self._receiver = None
+        if transport is None or receiver is None:
+            return
+        if not receiver.closed.is_set():
+            transport.close()
+        try:
+            await asyncio.wait_for(receiver.closed.wait(), 2.0)
+        except TimeoutError:
+            log.warning("%s: port %s did not close in time", self.name, self.port)
+        if isinstance(receiver.lost, Exception) and str(receiver.lost) != "port closed":
+            self._last_problem = f"lost: {receiver.lost}"
+
+    async def _transact(self, payload: bytes, parser: ReplyParser[T], timeout: float) -> T:
+        receiver, transport = self._receiver, self._transport
+        assert receiver is not None
+        assert transport is not None
+        loop = asyncio.get_running_loop()
+        quiet_until = self._last_reply + self.request_gap
+        # Yield at least once: input already on its way lands (and is flushed
+        # below), and a port that vanished is noticed before we write to it.
+        await asyncio.sleep(max(0.0, quiet_until - loop.time()))
+        if receiver.closed.is_set() or _hung_up(transport):
+            if not transport.is_closing():
+                transport.abort()
+            self._last_problem = f"lost: {receiver.lost or 'the device hung up'}"
+            raise PortDisconnected(self.port, self._last_problem)
+        if stale := receiver.take():
+            self._record("drop", stale, "stale input flushed")
+        self.counters["requests"] += 1
+        transport.write(payload)
+        self._record("tx", payload)
+        echo = payload if self.echo else b""
+        received = bytearray()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                data = receiver.take()
+                received += data
+                if echo and data:
+                    data, echo = _strip_echo(data, echo)
+                if data and (reply := parser.feed(data)) is not None:
+                    self._last_reply = loop.time()
+                    return reply
+                if receiver.closed.is_set():
+                    self._last_problem = f"lost: {receiver.lost}"
+                    raise PortDisconnected(self.port, self._last_problem)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise DeviceTimeout(f"{self.name}: no complete reply within {timeout:g} s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(receiver.arrived.wait(), remaining)
+        finally:
+            if received:
+                self._record("rx", bytes(received))
+
+    def _record(self, direction: Literal["tx", "rx", "drop"], data: bytes, note: str = "") -> None:
+        self.frames.append(FrameRecord(time.time(), direction, data, note))
+
+
+def _hung_up(transport: asyncio.Transport) -> bool:
+    """True if the port's descriptor reports a hang-up (an unplugged adapter).
+
+    Checked before each write, so a request never goes to a dead descriptor.
+    """
+    fd = getattr(transport.get_extra_info("serial"), "fd", None)
+    if not isinstance(fd, int):
+        return False  # socket:// and other URL ports: the transport reports loss itself
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return any(
+        event & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, event in poller.poll(0)
+    )
+
+
+def _strip_echo(data: bytes, echo: bytes) -> tuple[bytes, bytes]:
+    """Remove the expected copy of the request from the front of ``data``."""
+    n = min(len(data), len(echo))
+    if data[:n] != echo[:n]:
+        raise ProtocolError(f"expected the adapter's echo {echo.hex(' ')}, got {data[:n].hex(' ')}")
+    return data[n:], echo[n:]

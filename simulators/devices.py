@@ -1,0 +1,402 @@
+"""Simulated devices, speaking from the device side with the drivers' own codecs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drivers import ezo
+from drivers.errors import ProtocolError
+from drivers.modbus_rtu import (
+    READ_FUNCTIONS,
+    REGISTER_COUNT,
+    ExceptionResponse,
+    ReadRequest,
+    ReadResponse,
+    RequestDecoder,
+    encode_value,
+)
+from simulators.pty import VirtualPort
+from simulators.world import FAULTS, World
+
+log = logging.getLogger(__name__)
+
+
+class Device:
+    """What every simulated device shares: a port, a world, a fault, a clock."""
+
+    kind = "device"
+
+    def __init__(
+        self,
+        name: str,
+        world: World,
+        *,
+        link: Path | None = None,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.world = world
+        self.time_scale = time_scale
+        self.clock = clock
+        self.port = VirtualPort(self.received, link)
+        self.fault: str | None = None
+        self._timers: set[asyncio.TimerHandle] = set()
+
+    @property
+    def measurements(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        self.port.plug()
+
+    async def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self.port.close()
+
+    def set_fault(self, fault: str | None) -> None:
+        if fault is not None and fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}: one of {', '.join(FAULTS)} or null")
+        self.fault = fault
+        if fault == "unplug":
+            self.port.unplug()
+        elif not self.port.plugged:
+            self.port.plug()
+            self.replugged()
+
+    def replugged(self) -> None:
+        """The port came back (a replug powers the device up again)."""
+
+    def received(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def send_later(self, delay: float, data: bytes) -> None:
+        """Answer after the device's processing time, mangled by the fault in force."""
+        if self.fault == "crc":
+            data = corrupt(data, self.world.rng.randrange(len(data)))
+        elif self.fault == "garbage":
+            data = self.world.rng.randbytes(max(4, len(data)))
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            self.port.write(data)
+
+        handle = loop.call_later(delay * self.time_scale, fire)
+        self._timers.add(handle)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "measurements": list(self.measurements),
+            "path": self.port.path if self.port.plugged else None,
+            "link": str(self.port.link) if self.port.link else None,
+            "fault": self.fault,
+        }
+
+
+def corrupt(data: bytes, index: int) -> bytes:
+    """Flip the bits of one byte, as line noise would."""
+    out = bytearray(data)
+    out[index] ^= 0xA5
+    return bytes(out)
+
+
+# EZO -------------------------------------------------------------------------
+
+EZO_MEASUREMENT = {"pH": "ph", "EC": "conductivity", "RTD": "temperature"}
+
+
+class EzoDevice(Device):
+    """An Atlas Scientific EZO circuit in UART mode. Boots in continuous mode."""
+
+    kind = "ezo"
+
+    def __init__(
+        self,
+        name: str,
+        circuit: str,
+        world: World,
+        *,
+        continuous_interval: float = 1.0,
+        firmware: str = "2.16",
+        link: Path | None = None,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(name, world, link=link, time_scale=time_scale, clock=clock)
+        if circuit not in EZO_MEASUREMENT:
+            raise ValueError(f"unknown EZO circuit {circuit!r}")
+        self.circuit = circuit
+        self.measurement = EZO_MEASUREMENT[circuit]
+        self.firmware = firmware
+        self.continuous_interval = continuous_interval
+        self.commands: list[str] = []  # every command received, for tests and diagnosis
+        self._splitter = ezo.LineSplitter()
+        self._continuous_task: asyncio.Task[None] | None = None
+        self.compensation = 25.0
+        self._reset_settings()
+
+    @property
+    def measurements(self) -> tuple[str, ...]:
+        return (self.measurement,)
+
+    def _reset_settings(self) -> None:
+        self.continuous = True
+        self.ok_enabled = True
+        self.asleep = False
+        self.outputs = dict.fromkeys(ezo.EC_OUTPUTS, True)
+        self.temperature_unit = "c"
+
+    async def start(self) -> None:
+        await super().start()
+        self._continuous_task = asyncio.create_task(
+            self._continuous(), name=f"simulators.{self.name}.continuous"
+        )
+
+    async def stop(self) -> None:
+        if self._continuous_task is not None:
+            self._continuous_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._continuous_task
+        await super().stop()
+
+    def reboot(self, code: str = "*RE") -> None:
+        """Restart the circuit: settings back to boot defaults, announced with ``code``."""
+        self._reset_settings()
+        self.port.write(code.encode() + ezo.CR)
+
+    def replugged(self) -> None:
+        self._reset_settings()
+
+    async def _continuous(self) -> None:
+        while True:
+            await asyncio.sleep(self.continuous_interval)
+            if self.continuous and not self.asleep and self.fault is None:
+                self.port.write(self._reading_line() + ezo.CR)
+
+    def received(self, data: bytes) -> None:
+        if self.fault == "timeout":
+            return
+        try:
+            lines = self._splitter.feed(data)
+        except ProtocolError:
+            return  # noise on the line: a circuit ignores it
+        for line in lines:
+            self.commands.append(line)
+            if self.asleep:
+                self.asleep = False
+                self.port.write(b"*WA" + ezo.CR)
+                continue
+            delay, reply = self._respond(line)
+            status = reply.pop() if reply and reply[-1].startswith("*") else None
+            if status is not None and (self.ok_enabled or status not in ("*OK", "*ER")):
+                reply.append(status)
+            if reply:
+                self.send_later(delay, b"".join(r.encode() + ezo.CR for r in reply))
+
+    def _respond(self, line: str) -> tuple[float, list[str]]:
+        """(processing time, reply lines) for one command."""
+        cmd, _, arg = line.partition(",")
+        cmd = cmd.upper()
+        quick = ezo.COMMAND_TIME
+        if cmd == "R" and not arg:
+            return ezo.READ_TIME[self.circuit], [self._reading_line().decode(), "*OK"]
+        if cmd == "RT" and self.circuit != "RTD":
+            if (t := _number(arg)) is None:
+                return quick, ["*ER"]
+            self.compensation = t
+            return ezo.READ_TIME[self.circuit], [self._reading_line().decode(), "*OK"]
+        if cmd == "T" and self.circuit != "RTD":
+            if arg == "?":
+                return quick, [f"?T,{self.compensation:.2f}", "*OK"]
+            if (t := _number(arg)) is None:
+                return quick, ["*ER"]
+            self.compensation = t
+            return quick, ["*OK"]
+        if cmd == "C":
+            if arg == "?":
+                return quick, [f"?C,{int(self.continuous)}", "*OK"]
+            self.continuous = arg not in ("0", "")
+            return quick, ["*OK"]
+        if cmd == "*OK":
+            if arg == "?":
+                return quick, [f"?*OK,{int(self.ok_enabled)}", "*OK"]
+            self.ok_enabled = arg == "1"
+            return quick, ["*OK"]
+        if cmd == "I" and not arg:
+            return quick, [f"?I,{self.circuit},{self.firmware}", "*OK"]
+        if cmd == "STATUS":
+            return quick, ["?Status,P,5.038", "*OK"]
+        if cmd == "CAL" and arg == "?":
+            return quick, ["?Cal,2", "*OK"]
+        if cmd == "SLOPE" and arg == "?" and self.circuit == "pH":
+            return quick, ["?Slope,99.7,100.3,-0.89", "*OK"]
+        if cmd == "O" and self.circuit == "EC":
+            return quick, self._output(arg)
+        if cmd == "S" and self.circuit == "RTD":
+            if arg == "?":
+                return quick, [f"?S,{self.temperature_unit}", "*OK"]
+            if arg.lower() not in ("c", "k", "f"):
+                return quick, ["*ER"]
+            self.temperature_unit = arg.lower()
+            return quick, ["*OK"]
+        if cmd == "L":
+            return quick, ["*OK"]
+        if cmd == "SLEEP":
+            self.asleep = True
+            return quick, ["*SL"]
+        return quick, ["*ER"]
+
+    def _output(self, arg: str) -> list[str]:
+        if arg == "?":
+            enabled = [name for name in ezo.EC_OUTPUTS if self.outputs[name]]
+            return [",".join(["?", "O", *enabled]), "*OK"]
+        param, _, state = arg.partition(",")
+        if param.upper() not in self.outputs or state not in ("0", "1"):
+            return ["*ER"]
+        self.outputs[param.upper()] = state == "1"
+        return ["*OK"]
+
+    def _reading_line(self) -> bytes:
+        value = self.world.value(self.measurement, self.clock())
+        if self.circuit == "pH":
+            return f"{value:.3f}".encode()
+        if self.circuit == "RTD":
+            if self.temperature_unit == "k":
+                value += 273.15
+            elif self.temperature_unit == "f":
+                value = value * 9 / 5 + 32
+            return f"{value:.3f}".encode()
+        fields = {"EC": f"{value:.1f}", "TDS": f"{value * 0.54:.0f}"}
+        fields["S"] = f"{value * 0.00049:.2f}"
+        fields["SG"] = f"{1.0 + value * 0.0000008:.3f}"
+        return ",".join(fields[name] for name in ezo.EC_OUTPUTS if self.outputs[name]).encode()
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+# Modbus RTU --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimPoint:
+    """One measurement a simulated unit holds in its registers (value = raw * scale)."""
+
+    measurement: str
+    register: int
+    register_type: str = "input"
+    data_type: str = "float32"
+    word_order: str = "big"
+    byte_order: str = "big"
+    scale: float = 1.0
+
+
+@dataclass
+class SimUnit:
+    unit: int
+    name: str
+    points: Sequence[SimPoint]
+    fault: str | None = None
+    requests: int = field(default=0)
+
+
+class ModbusBusDevice(Device):
+    """Several Modbus RTU units sharing one RS-485 line (one port)."""
+
+    kind = "modbus-rtu"
+
+    def __init__(
+        self,
+        name: str,
+        world: World,
+        units: Sequence[SimUnit],
+        *,
+        baudrate: int = 9600,
+        turnaround: float = 0.005,
+        link: Path | None = None,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(name, world, link=link, time_scale=time_scale, clock=clock)
+        self.units = {u.unit: u for u in units}
+        self.baudrate = baudrate
+        self.turnaround = turnaround
+        self.decoder = RequestDecoder()
+
+    @property
+    def measurements(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p.measurement for u in self.units.values() for p in u.points))
+
+    def unit_for(self, measurement: str) -> SimUnit | None:
+        for unit in self.units.values():
+            if any(p.measurement == measurement for p in unit.points):
+                return unit
+        return None
+
+    def describe(self) -> dict[str, object]:
+        info = super().describe()
+        info["units"] = {
+            u.unit: {
+                "name": u.name,
+                "fault": u.fault,
+                "measurements": [p.measurement for p in u.points],
+            }
+            for u in self.units.values()
+        }
+        return info
+
+    def received(self, data: bytes) -> None:
+        for request in self.decoder.feed(data):
+            unit = self.units.get(request.unit)
+            if unit is None or self.fault == "timeout" or unit.fault == "timeout":
+                continue  # nobody at that address answers
+            unit.requests += 1
+            if isinstance(request, ReadRequest):
+                reply = self._read(unit, request)
+            else:
+                reply = request.reply()
+            wire = reply.to_bytes()
+            if unit.fault in ("crc", "garbage") and self.fault is None:
+                wire = (
+                    corrupt(wire, len(wire) - 1)
+                    if unit.fault == "crc"
+                    else self.world.rng.randbytes(len(wire))
+                )
+            char_time = 11 / self.baudrate
+            self.send_later(self.turnaround + char_time * (8 + len(wire)), wire)
+
+    def _read(self, unit: SimUnit, request: ReadRequest) -> ReadResponse | ExceptionResponse:
+        registers = self.registers(unit, request.function)
+        wanted = range(request.address, request.address + request.count)
+        if any(r not in registers for r in wanted):
+            return ExceptionResponse(unit.unit, request.function, 0x02)
+        return ReadResponse(unit.unit, request.function, tuple(registers[r] for r in wanted))
+
+    def registers(self, unit: SimUnit, function: int) -> dict[int, int]:
+        """The unit's register map for a read function, values taken now."""
+        out: dict[int, int] = {}
+        now = self.clock()
+        for point in unit.points:
+            if READ_FUNCTIONS[point.register_type] != function:
+                continue
+            raw = self.world.value(point.measurement, now) / point.scale
+            words = encode_value(raw, point.data_type, point.word_order, point.byte_order)
+            for offset in range(REGISTER_COUNT[point.data_type]):
+                out[point.register + offset] = words[offset]
+        return out

@@ -1,0 +1,156 @@
+"""The bench rig: the simulated devices of one reservoir, on virtual ports.
+
+Faults and values are addressed by measurement (``ph``) or by device name
+(``ezo-ph``, ``modbus``, ``modbus-2``). A measurement names the device the
+default configuration reads it from; a Modbus unit name (``modbus-<unit>``)
+faults that unit alone, while ``unplug`` always takes the whole adapter (and
+every unit behind it) off the bus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from simulators.devices import Device, EzoDevice, ModbusBusDevice, SimPoint, SimUnit
+from simulators.world import FAULTS, World
+
+#: measurement -> (device name, Modbus unit or None)
+PRIMARY = {
+    "ph": ("ezo-ph", None),
+    "conductivity": ("ezo-ec", None),
+    "temperature": ("ezo-rtd", None),
+    "water_level": ("modbus", 1),
+}
+#: Stable link names, shaped like the kernel's /dev/serial/by-id entries.
+LINK_NAMES = {
+    "ezo-ph": "usb-Atlas_Scientific_EZO-pH_SIM0001-if00-port0",
+    "ezo-ec": "usb-Atlas_Scientific_EZO-EC_SIM0002-if00-port0",
+    "ezo-rtd": "usb-Atlas_Scientific_EZO-RTD_SIM0003-if00-port0",
+    "modbus": "usb-FTDI_USB-RS485_Cable_SIM0004-if00-port0",
+}
+
+
+class UnknownTarget(KeyError):
+    pass
+
+
+class Rig:
+    """Builds, starts and stops the default set of simulated devices."""
+
+    def __init__(
+        self,
+        link_dir: Path | None = None,
+        *,
+        world: World | None = None,
+        time_scale: float = 1.0,
+        continuous_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.world = world or World()
+        self.link_dir = link_dir
+
+        def link(name: str) -> Path | None:
+            return link_dir / LINK_NAMES[name] if link_dir else None
+
+        ezos = [("ezo-ph", "pH"), ("ezo-ec", "EC"), ("ezo-rtd", "RTD")]
+        self.devices: dict[str, Device] = {
+            name: EzoDevice(
+                name,
+                circuit,
+                self.world,
+                link=link(name),
+                continuous_interval=continuous_interval,
+                time_scale=time_scale,
+                clock=clock,
+            )
+            for name, circuit in ezos
+        }
+        self.devices["modbus"] = ModbusBusDevice(
+            "modbus",
+            self.world,
+            default_units(),
+            link=link("modbus"),
+            time_scale=time_scale,
+            clock=clock,
+        )
+
+    @property
+    def modbus(self) -> ModbusBusDevice:
+        device = self.devices["modbus"]
+        assert isinstance(device, ModbusBusDevice)
+        return device
+
+    def ezo(self, name: str) -> EzoDevice:
+        device = self.devices[name]
+        assert isinstance(device, EzoDevice)
+        return device
+
+    async def start(self) -> None:
+        for device in self.devices.values():
+            await device.start()
+
+    async def stop(self) -> None:
+        for device in self.devices.values():
+            with contextlib.suppress(Exception):
+                await device.stop()
+
+    def targets(self) -> list[str]:
+        units = [f"modbus-{u}" for u in self.modbus.units]
+        return [*PRIMARY, *self.devices, *units]
+
+    def set_value(self, target: str, value: float) -> None:
+        """Pin what the probes of a measurement see."""
+        if target not in PRIMARY:
+            raise UnknownTarget(target)
+        self.world.signals[target].set(value)
+
+    def set_fault(self, target: str, fault: str | None) -> None:
+        """Inject ``fault`` (or clear it with None) on a measurement's device or a device."""
+        if fault is not None and fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}: one of {', '.join(FAULTS)} or null")
+        name, unit = self._resolve(target)
+        device = self.devices[name]
+        if unit is None or fault == "unplug" or (fault is None and not device.port.plugged):
+            device.set_fault(fault)
+            if fault is None and isinstance(device, ModbusBusDevice):
+                for sim_unit in device.units.values():
+                    sim_unit.fault = None
+            return
+        assert isinstance(device, ModbusBusDevice)
+        device.units[unit].fault = fault
+
+    def _resolve(self, target: str) -> tuple[str, int | None]:
+        if target in PRIMARY:
+            return PRIMARY[target]
+        if target in self.devices:
+            return target, None
+        if target.startswith("modbus-"):
+            with contextlib.suppress(ValueError):
+                unit = int(target.removeprefix("modbus-"))
+                if unit in self.modbus.units:
+                    return "modbus", unit
+        raise UnknownTarget(target)
+
+    def describe(self) -> list[dict[str, object]]:
+        return [device.describe() for device in self.devices.values()]
+
+
+def default_units() -> list[SimUnit]:
+    """A level transmitter (float32 level + int16 temperature x0.1) and a
+    temperature transmitter (int16 x0.1), as found on reservoir RS-485 lines."""
+    return [
+        SimUnit(
+            1,
+            "level transmitter",
+            [
+                SimPoint("water_level", 0, data_type="float32"),
+                SimPoint("temperature", 2, data_type="int16", scale=0.1),
+            ],
+        ),
+        SimUnit(
+            2, "temperature transmitter", [SimPoint("temperature", 0, "input", "int16", scale=0.1)]
+        ),
+    ]
