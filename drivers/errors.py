@@ -87,10 +87,9 @@ class CircuitRebooted(DeviceError):
     """An EZO circuit announced a reset or wake (``*RS``, ``*RE``, ``*WA``).
 
     Its settings (continuous mode, outputs) must be applied again and the next
-    reading discarded before values can be trusted.
+    reading discarded before values can be trusted, so the line must not simply
+    send the request again: the sensor re-initialises first.
     """
-
-    retryable = True
 
     def __init__(self, status: str) -> None:
         super().__init__(f"circuit reported {status}: it restarted")

@@ -97,6 +97,10 @@ class LineSplitter:
         while (end := self._buffer.find(CR)) >= 0:
             raw = bytes(self._buffer[:end])
             del self._buffer[: end + 1]
+            if len(raw) > MAX_LINE:
+                raise ProtocolError(
+                    f"{len(raw)}-byte line, longer than any reply: {raw[:16].hex(' ')}"
+                )
             if raw:
                 lines.append(_decode(raw))
         if len(self._buffer) > MAX_LINE:

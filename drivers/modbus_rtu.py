@@ -202,6 +202,10 @@ class RequestDecoder:
         out: list[ReadRequest | UnsupportedRequest] = []
         while True:
             length = self._frame_length()
+            if length is not None and length > MAX_FRAME:
+                self.bad_frames += 1  # no frame is that long: this byte is noise
+                del self._buffer[0]
+                continue
             if length is None or len(self._buffer) < length:
                 return out
             frame = bytes(self._buffer[:length])

@@ -282,20 +282,29 @@ class EzoSensor:
         self.firmware: str | None = None
         self._wall = wall_clock
         self._ready_generation = 0
+        self._restarted: str | None = None
         self._rt_supported = True
+        line.on_stale = self._unsolicited
 
     async def read(self) -> list[Reading]:
         try:
-            if self._ready_generation != self.line.generation or not self.line.connected:
+            if self._restarted or self._ready_generation != self.line.generation:
                 await self._initialise()
             value = await self._read_value()
+            if self._restarted:  # announced while this reading was taken: not trusted
+                raise CircuitRebooted(self._restarted)
         except CircuitRebooted as exc:
             log.warning("%s: %s; re-initialising", self.line.name, exc)
-            self._ready_generation = -1
+            self._restarted = exc.status
             return [self._failed(Quality.DEVICE_ERROR, str(exc))]
         except DriverError as exc:
             return [self._failed(Quality.of(exc), str(exc))]
         return [Reading(self.measurement, value, Quality.GOOD, self._wall(), self.line.name)]
+
+    def _unsolicited(self, data: bytes) -> None:
+        for code in ezo.RESTART_CODES:
+            if code.encode() + ezo.CR in data:
+                self._restarted = code
 
     async def command(self, text: str, wait: float | None = None) -> ezo.Reply:
         """Send one command and return its reply (for setters, queries, calibration)."""
@@ -305,6 +314,7 @@ class EzoSensor:
         )
 
     async def _initialise(self) -> None:
+        self._restarted = None
         await self.command("*OK,1")
         await self.command("C,0")
         kind, self.firmware = ezo.circuit_type(await self.command("i"))

@@ -114,6 +114,8 @@ class SerialLine:
         self.counters: Counter[str] = Counter()
         #: Grows by one on every successful open; devices re-initialise when it changes.
         self.generation = 0
+        #: Called with unsolicited input before it is flushed (an EZO's ``*RE``, say).
+        self.on_stale: Callable[[bytes], None] | None = None
         self._clock = clock
         self._lock = asyncio.Lock()
         self._transport: asyncio.Transport | None = None
@@ -232,6 +234,8 @@ class SerialLine:
             raise PortDisconnected(self.port, self._last_problem)
         if stale := receiver.take():
             self._record("drop", stale, "stale input flushed")
+            if self.on_stale is not None:
+                self.on_stale(stale)
         self.counters["requests"] += 1
         transport.write(payload)
         self._record("tx", payload)
