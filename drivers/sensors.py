@@ -180,11 +180,14 @@ class ModbusBus:
         }
 
     async def read(self) -> list[Reading]:
-        """One poll of every point; a skipped or failed point gets a bad-quality reading."""
-        readings: list[Reading] = []
+        """One poll of every point, in the order of ``points``.
+
+        A skipped or failed point gets a bad-quality reading, never a value.
+        """
+        by_point: dict[int, Reading] = {}
         for block in list(self._blocks):
-            readings += await self._read_block(block)
-        return readings
+            by_point.update(zip(block.members, await self._read_block(block), strict=True))
+        return [by_point[i] for i in range(len(self.points))]
 
     async def _read_block(self, block: ReadBlock) -> list[Reading]:
         request = block.request
@@ -288,6 +291,7 @@ class EzoSensor:
 
     async def read(self) -> list[Reading]:
         try:
+            await self.line.ensure_open()
             if self._restarted or self._ready_generation != self.line.generation:
                 await self._initialise()
             value = await self._read_value()

@@ -98,6 +98,7 @@ class SerialLine:
         reconnect_min: float = 0.5,
         reconnect_max: float = 30.0,
         history: int = 100,
+        settle: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.port = port
@@ -114,6 +115,9 @@ class SerialLine:
         self.counters: Counter[str] = Counter()
         #: Grows by one on every successful open; devices re-initialise when it changes.
         self.generation = 0
+        #: Quiet time awaited before a request that follows a failed one.
+        self.settle = settle
+        self._unsettled = False
         #: Called with unsolicited input before it is flushed (an EZO's ``*RE``, say).
         self.on_stale: Callable[[bytes], None] | None = None
         self._clock = clock
@@ -133,6 +137,15 @@ class SerialLine:
         """Open the port now. Raises PortDisconnected naming the port if it cannot."""
         async with self._lock:
             await self._open()
+
+    async def ensure_open(self) -> None:
+        """Open the port unless it is open, minding the reconnect backoff.
+
+        Raises PortDisconnected while the port is away. Devices call this before
+        comparing :attr:`generation`, to learn whether they must re-initialise.
+        """
+        async with self._lock:
+            await self._ensure_open()
 
     async def close(self) -> None:
         async with self._lock:
@@ -176,12 +189,7 @@ class SerialLine:
         if self._clock() < self._next_open:
             wait = self._next_open - self._clock()
             raise PortDisconnected(self.port, f"{self._last_problem}; next try in {wait:.1f} s")
-        try:
-            await self._open()
-        except PortDisconnected:
-            self._backoff = min(self.reconnect_max, max(self.reconnect_min, self._backoff * 2))
-            self._next_open = self._clock() + self._backoff
-            raise
+        await self._open()
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -195,6 +203,8 @@ class SerialLine:
             )
         except (serial.SerialException, OSError, ValueError) as exc:
             self._last_problem = f"cannot open: {exc}"
+            self._backoff = min(self.reconnect_max, max(self.reconnect_min, self._backoff * 2))
+            self._next_open = self._clock() + self._backoff
             raise PortDisconnected(self.port, self._last_problem) from exc
         self._transport, self._receiver = transport, receiver
         self._backoff = 0.0
@@ -232,7 +242,11 @@ class SerialLine:
                 transport.abort()
             self._last_problem = f"lost: {receiver.lost or 'the device hung up'}"
             raise PortDisconnected(self.port, self._last_problem)
-        if stale := receiver.take():
+        if self._unsettled:
+            # The last exchange failed part-way: let a late reply finish arriving
+            # so it is not taken for the answer to this request.
+            await self._settle(receiver)
+        if stale := receiver.take() + _drain(transport):
             self._record("drop", stale, "stale input flushed")
             if self.on_stale is not None:
                 self.on_stale(stale)
@@ -250,6 +264,7 @@ class SerialLine:
                     data, echo = _strip_echo(data, echo)
                 if data and (reply := parser.feed(data)) is not None:
                     self._last_reply = loop.time()
+                    self._unsettled = False
                     return reply
                 if receiver.closed.is_set():
                     self._last_problem = f"lost: {receiver.lost}"
@@ -258,13 +273,42 @@ class SerialLine:
                 if remaining <= 0:
                     raise DeviceTimeout(f"{self.name}: no complete reply within {timeout:g} s")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(receiver.arrived.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await receiver.arrived.wait()
+        except DriverError:
+            self._unsettled = True
+            raise
         finally:
             if received:
                 self._record("rx", bytes(received))
 
+    async def _settle(self, receiver: _Receiver) -> None:
+        """Wait until the line has been quiet for ``settle`` seconds (bounded by the timeout)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.timeout
+        while loop.time() < give_up:
+            receiver.arrived.clear()
+            try:
+                async with asyncio.timeout(self.settle):
+                    await receiver.arrived.wait()
+            except TimeoutError:
+                break
+        self._unsettled = False
+
     def _record(self, direction: Literal["tx", "rx", "drop"], data: bytes, note: str = "") -> None:
         self.frames.append(FrameRecord(time.time(), direction, data, note))
+
+
+def _drain(transport: asyncio.Transport) -> bytes:
+    """Whatever input the kernel holds for the port that the loop has not read yet."""
+    port = transport.get_extra_info("serial")
+    if not isinstance(getattr(port, "fd", None), int):
+        return b""
+    try:
+        waiting = int(port.in_waiting)
+        return bytes(port.read(waiting)) if waiting else b""
+    except (serial.SerialException, OSError):
+        return b""  # a dead port shows itself on the write that follows
 
 
 def _hung_up(transport: asyncio.Transport) -> bool:
