@@ -134,6 +134,14 @@ class Rig:
                     return "modbus", unit
         raise UnknownTarget(target)
 
+    def summary(self) -> list[str]:
+        """One line per device: name, protocol, pty path, stable link, measurements."""
+        return [
+            f"{d.name:<8} {d.kind:<10} {d.port.path or '-':<12} {d.port.link or '-'}  "
+            f"{','.join(d.measurements)}"
+            for d in self.devices.values()
+        ]
+
     def describe(self) -> list[dict[str, object]]:
         return [device.describe() for device in self.devices.values()]
 

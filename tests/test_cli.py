@@ -1,0 +1,100 @@
+"""The command line, run as a user runs it: a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import ClientSession
+
+from drivers.sensors import EzoSensor
+from drivers.serial_line import SerialLine
+
+
+async def test_simulate_prints_devices_serves_control_and_stops_cleanly(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "simulate",
+        "--control-port",
+        "0",
+        "--fast",
+        "--link-dir",
+        str(tmp_path / "by-id"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("control API:")):
+            raw = await asyncio.wait_for(process.stdout.readline(), 8.0)
+            assert raw, "simulate exited early"
+            lines.append(raw.decode().strip())
+        devices, control = lines[:-1], lines[-1].split()[-1]
+        assert [line.split()[0] for line in devices] == ["ezo-ph", "ezo-ec", "ezo-rtd", "modbus"]
+        ph_link = devices[0].split()[3]
+        assert ph_link.startswith(str(tmp_path))
+
+        async with ClientSession() as session:
+            async with session.put(f"{control}/ph", json={"value": 6.1}) as response:
+                assert response.status == 200
+            async with session.get(control) as response:
+                assert json.loads(await response.text())["setpoints"]["ph"] == 6.1
+
+        line = SerialLine(ph_link, timeout=0.5)
+        try:
+            [reading] = await EzoSensor(line, "ph", read_time=0.0, command_time=0.0).read()
+        finally:
+            await line.close()
+        assert reading.value == 6.1
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(process.wait(), 8.0)
+    assert code == 0
+    assert not await asyncio.to_thread(Path(ph_link).exists)  # links removed on the way out
+
+
+async def test_control_port_in_use_exits_2_naming_it(tmp_path: Path) -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "simulate",
+            "--control-port",
+            str(port),
+            "--link-dir",
+            str(tmp_path),
+            stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 8.0)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert process.returncode == 2
+    assert f"control port {port}" in err.decode()
+    assert "Traceback" not in err.decode()
+
+
+async def test_usage_mistakes_exit_1_without_traceback() -> None:
+    for argv in (["frobnicate"], ["--log-level", "LOUD", "simulate"], [], ["simulate", "-x"]):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            *argv,
+            stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 8.0)
+        assert process.returncode == 1, (argv, err)
+        assert "Traceback" not in err.decode()
