@@ -38,13 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sensor-gateway",
         description="Reservoir sensor gateway: serial probes in, alerts and readings out.",
     )
-    parser.add_argument(
-        "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)"
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--log-level",
+        default="INFO",
+        metavar="L",
+        help="DEBUG, INFO, WARNING or ERROR (default INFO)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sim = commands.add_parser(
         "simulate",
+        parents=[common],
         help="run the simulated devices alone on virtual serial ports",
         description=(
             "Start the simulated EZO pH, EC and RTD circuits and a Modbus RTU bus on virtual "

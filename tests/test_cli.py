@@ -86,7 +86,7 @@ async def test_control_port_in_use_exits_2_naming_it(tmp_path: Path) -> None:
 
 
 async def test_usage_mistakes_exit_1_without_traceback() -> None:
-    for argv in (["frobnicate"], ["--log-level", "LOUD", "simulate"], [], ["simulate", "-x"]):
+    for argv in (["frobnicate"], ["simulate", "--log-level", "LOUD"], [], ["simulate", "-x"]):
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
