@@ -30,7 +30,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy gateway drivers simulators
+	$(BIN)/mypy gateway drivers simulators bench
 
 format: $(STAMP)
 	$(BIN)/ruff format .
