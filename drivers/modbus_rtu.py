@@ -272,7 +272,18 @@ def decode_value(
         words.reverse()
     raw = b"".join(w.to_bytes(2, "big" if byte_order == "big" else "little") for w in words)
     value: float = struct.unpack(_STRUCT[data_type], raw)[0]
-    return value
+    return _shortest_float32(value, raw) if data_type == "float32" else value
+
+
+def _shortest_float32(value: float, raw: bytes) -> float:
+    """The shortest decimal that is the same float32: 12.3 rather than 12.300000190734863."""
+    if not math.isfinite(value):
+        return value
+    for digits in range(6, 10):
+        candidate = float(f"{value:.{digits}g}")
+        if struct.pack(">f", candidate) == raw:
+            return candidate
+    return value  # pragma: no cover - 9 significant digits always round-trip
 
 
 def encode_value(

@@ -85,7 +85,8 @@ def _check_measurement(measurement: str) -> None:
 
 
 def _scaled(raw: float, scale: float, offset: float) -> float:
-    return raw * scale + offset
+    """``raw * scale + offset``, without binary noise: 215 x 0.1 is 21.5, not 21.500000000000004."""
+    return float(f"{raw * scale + offset:.12g}")
 
 
 # Modbus RTU ----------------------------------------------------------------

@@ -594,3 +594,9 @@ def test_float_value_round_trip(value: float, order: tuple[str, str]) -> None:
     registers = encode_value(value, "float32", *order)
     decoded = decode_value(registers, "float32", *order)
     assert struct.pack(">f", decoded) == struct.pack(">f", value)
+
+
+@pytest.mark.parametrize("decimal", [12.3, 0.1, 7.25, -1023.0, 123.456, 1e-7, 3.4e38])
+def test_float32_decodes_to_the_shortest_decimal_of_the_same_float(decimal: float) -> None:
+    registers = encode_value(decimal, "float32")
+    assert decode_value(registers, "float32") == decimal  # not 12.300000190734863

@@ -39,7 +39,9 @@ convert_to = AsyncModbusSerialClient.convert_to_registers
 convert_from = AsyncModbusSerialClient.convert_from_registers
 
 #: float32 nearest 123.456, as the field notes spell it: 0x42F6E979.
-FLOAT_123_456: float = struct.unpack(">f", bytes.fromhex("42F6E979"))[0]
+# 0x42F6E979 on the wire; the driver reports the shortest decimal that is that float32.
+FLOAT_123_456 = 123.456
+assert struct.pack(">f", FLOAT_123_456) == bytes.fromhex("42F6E979")
 #: name -> ((word_order, byte_order), registers on the wire), from the field notes.
 Order = Literal["big", "little"]
 FLOAT_ORDERS: dict[str, tuple[tuple[Order, Order], list[int]]] = {
@@ -414,4 +416,4 @@ async def test_pymodbus_decodes_each_simulated_float_order(
     # byte-swapped layouts (BADC, DCBA) swap the bytes of each register back first.
     registers = reply.registers if byte_order == "big" else [swap_bytes(r) for r in reply.registers]
     value = convert_from(registers, data_type=DATATYPE.FLOAT32, word_order=word_order)
-    assert value == FLOAT_123_456
+    assert struct.pack(">f", value) == struct.pack(">f", FLOAT_123_456)  # the same float32
