@@ -1,0 +1,506 @@
+"""The gateway's configuration: a TOML file, overridden key by key by the environment.
+
+Call :func:`load_config` once at start (``check-config`` calls it too). It
+returns a validated :class:`Config` or raises :class:`ConfigError` listing
+every problem as ``path.to.key: message``, so a technician can fix a file in
+one pass. Keys and defaults are fixed by the contract; docs/configuration.md
+is the reference.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import os
+import re
+import tomllib
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self, get_args, get_origin
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from drivers import errors as driver_errors
+from drivers.sensors import EZO_CIRCUITS, MEASUREMENTS, ModbusPoint
+
+Measurement = Literal["temperature", "ph", "conductivity", "water_level"]
+ENV_PREFIX = "GATEWAY_"
+DEFAULT_NAME = "default.toml (embedded)"
+#: Sensor keys that mean something only on a modbus-rtu bus.
+MODBUS_KEYS = ("unit", "register", "register_type", "data_type", "word_order", "byte_order")
+BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+_BOUNDS = ("critical_low", "warning_low", "info_low", "info_high", "warning_high", "critical_high")
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_RATES = f"must be one of the standard rates {', '.join(map(str, BAUDRATES))}"
+_TOPIC = re.compile(r"[^/+#]+(/[^/+#]+)*")
+
+#: A problem found by a cross-field check: the key's path relative to the model, and a message.
+Problem = tuple[tuple[str | int, ...], str]
+_CHECKS = "config_checks"  # the pydantic error type that carries a list of Problems
+
+
+def _raise_problems(problems: Sequence[Problem]) -> None:
+    """Report cross-field problems from a model validator, each at its own key."""
+    if problems:
+        text = "; ".join(f"{_format_loc(loc)}: {message}" for loc, message in problems)
+        raise PydanticCustomError(_CHECKS, text, {"problems": list(problems)})
+
+
+def _rule(test: Callable[[Any], object], message: str) -> AfterValidator:
+    """A check on one value, reported in ``message``'s words at that value's key."""
+
+    def check(value: Any) -> Any:
+        if not test(value):
+            raise PydanticCustomError("invalid", message)
+        return value
+
+    return AfterValidator(check)
+
+
+def _mqtt_url(url: str | None) -> bool:
+    parts = urlsplit(url or "mqtt://host")
+    return parts.scheme in ("mqtt", "mqtts") and bool(parts.hostname)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ServerConfig(_Model):
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8000, ge=0, le=65535)  # 0: any free port
+    sensor_interval: float = Field(default=10.0, gt=0)
+    heartbeat_interval: float = Field(default=30.0, gt=0)
+    allowed_origins: list[str] = []
+    max_message_bytes: int = Field(default=65536, ge=128)
+    client_queue: int = Field(default=256, ge=1)
+    compression: bool = False
+    history: int = Field(default=1000, ge=0)
+    #: None: derived from the open-file limit at run time.
+    max_connections: int | None = Field(default=None, ge=1)
+
+
+class AuthConfig(_Model):
+    jwt_secret: str = Field(default="", repr=False)  # empty: no auth
+
+
+class MqttConfig(_Model):
+    url: Annotated[str | None, _rule(_mqtt_url, "must look like mqtt://host:1883")] = None
+    prefix: Annotated[str, _rule(_TOPIC.fullmatch, "must be a topic path without + or #")] = (
+        "reservoirs"
+    )
+
+
+# `register` is a contract key; pydantic warns that it shadows ABCMeta.register (harmless).
+warnings.filterwarnings("ignore", message='Field name "register" in "SensorConfig"')
+
+
+class SensorConfig(_Model):
+    measurement: Measurement
+    scale: float = 1.0  # value = raw * scale + offset
+    offset: float = 0.0
+    unit: int = Field(default=1, ge=1, le=247)
+    register: int = Field(default=0, ge=0, le=65535)  # 0-based, as in the frame
+    register_type: Literal["input", "holding"] = "input"
+    data_type: Literal["int16", "uint16", "int32", "uint32", "float32"] = "float32"
+    word_order: Literal["big", "little"] = "big"
+    byte_order: Literal["big", "little"] = "big"
+
+    def modbus_point(self) -> ModbusPoint:
+        """The driver's point for this sensor on a modbus-rtu bus (may raise its ConfigError)."""
+        return ModbusPoint(**self.model_dump())  # the same keys, by design
+
+
+class BusConfig(_Model):
+    name: str = Field(min_length=1)
+    port: Annotated[  # a device path, a pyserial URL, or sim://<device>
+        str,
+        Field(min_length=1),
+        _rule(lambda p: p == p.strip(), "must not start or end with spaces"),
+        _rule(lambda p: p != "sim://", "needs a device name, e.g. sim://ezo-ph"),
+    ]
+    protocol: Literal["ezo", "modbus-rtu"]
+    baudrate: Annotated[int, _rule(BAUDRATES.__contains__, _RATES)] = 9600
+    timeout: float = Field(default=1.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    poll_interval: float = Field(default=2.0, gt=0)
+    request_gap: float = Field(default=0.0, ge=0)
+    echo: bool = False
+    sensors: list[SensorConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_sensors(self) -> Self:
+        if self.protocol == "ezo":
+            _raise_problems(list(_ezo_problems(self.sensors)))
+        else:
+            _raise_problems(list(_modbus_problems(self.sensors)))
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_modbus_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """An ezo bus's sensors without the modbus-only keys, so a dump loads again."""
+        data: dict[str, Any] = handler(self)
+        if self.protocol == "ezo":
+            for sensor in data.get("sensors", []):
+                for key in MODBUS_KEYS:
+                    sensor.pop(key, None)
+        return data
+
+
+def _ezo_problems(sensors: Sequence[SensorConfig]) -> Iterator[Problem]:
+    if len(sensors) > 1:
+        yield (
+            ("sensors",),
+            f"an ezo bus has one circuit per port, found {len(sensors)} sensors; "
+            "give each circuit its own [[buses]]",
+        )
+    for i, sensor in enumerate(sensors):
+        if sensor.measurement not in EZO_CIRCUITS:
+            where = ("sensors", i, "measurement")
+            yield where, f"no EZO circuit measures {sensor.measurement}; read it over modbus-rtu"
+        for key in MODBUS_KEYS:
+            if key in sensor.model_fields_set:
+                yield ("sensors", i, key), "only for modbus-rtu buses"
+
+
+def _modbus_problems(sensors: Sequence[SensorConfig]) -> Iterator[Problem]:
+    """Check each point as the driver will, then that no two share a register."""
+    points: list[tuple[int, ModbusPoint]] = []
+    for i, sensor in enumerate(sensors):
+        try:
+            points.append((i, sensor.modbus_point()))
+        except driver_errors.ConfigError as exc:
+            key = str(exc).split(" ", 1)[0]
+            yield ("sensors", i, *([key] if key in SensorConfig.model_fields else [])), str(exc)
+    for (i, a), (j, b) in itertools.combinations(points, 2):
+        if (a.unit, a.register_type) == (b.unit, b.register_type) and (
+            a.register < b.register + b.count and b.register < a.register + a.count
+        ):
+            yield (
+                ("sensors", j, "register"),
+                f"{b.register_type} registers {_span(b)} of unit {b.unit} overlap "
+                f"sensors[{i}] ({a.measurement}, registers {_span(a)})",
+            )
+
+
+def _span(point: ModbusPoint) -> str:
+    last = point.register + point.count - 1
+    return str(point.register) if last == point.register else f"{point.register}..{last}"
+
+
+class ThresholdConfig(_Model):
+    critical_low: float | None = None
+    warning_low: float | None = None
+    info_low: float | None = None
+    info_high: float | None = None
+    warning_high: float | None = None
+    critical_high: float | None = None
+    hysteresis: float = Field(default=0.0, ge=0)
+    delay: int = Field(default=1, ge=1)
+    stale_after: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_order(self) -> Self:
+        present = [(name, v) for name in _BOUNDS if (v := getattr(self, name)) is not None]
+        problems: list[Problem] = []
+        for (low_name, low), (name, value) in itertools.pairwise(present):
+            across = low_name.endswith("_low") and name.endswith("_high")
+            if value < low or (across and value == low):
+                relation = "above" if across else "at least"
+                problems.append(((name,), f"must be {relation} {low_name} ({low}), got {value}"))
+        _raise_problems(problems)
+        return self
+
+
+# The mapping load_config reads the environment from; settings_customise_sources is a
+# classmethod, so this is how a per-call environ reaches it.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("gateway_config_environ", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.env_vars = {
+            name if self.case_sensitive else name.lower(): value for name, value in environ.items()
+        }
+
+
+class Config(BaseSettings):
+    """The whole configuration. Build it with :func:`load_config`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+        allow_inf_nan=False,
+    )
+
+    reservoir_id: Annotated[  # it becomes part of MQTT topics
+        str, _rule(_NAME.fullmatch, "must be letters, digits, '_' and '-' only")
+    ] = "EMBALSE_01"
+    data_dir: Path = Path("./data")
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    buses: list[BusConfig] = []
+    thresholds: dict[Measurement, ThresholdConfig] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment first, so it beats the init kwargs (the file's values)."""
+        environ = _ENVIRON.get()
+        env = env_settings if environ is None else _MappingEnvSource(settings_cls, environ)
+        return env, init_settings
+
+    @field_validator("buses")
+    @classmethod
+    def _check_buses(cls, buses: list[BusConfig]) -> list[BusConfig]:
+        """Runs once every bus is valid on its own, whatever else is wrong."""
+        _raise_problems(list(_shared_problems(buses)))
+        return buses
+
+
+def _shared_problems(buses: Sequence[BusConfig]) -> Iterator[Problem]:
+    """What buses must not share: a name, a port, a measurement."""
+    first: dict[tuple[str, str], int] = {}
+    read_by: dict[str, str] = {}
+    for j, bus in enumerate(buses):
+        for key, value in (("name", bus.name), ("port", bus.port)):
+            i = first.setdefault((key, value), j)
+            if i != j:
+                what = f"buses[{i}] ({buses[i].name})" if key == "port" else f"buses[{i}]"
+                yield (j, key), f"already used by {what}"
+        for k, sensor in enumerate(bus.sensors):
+            here = f"buses[{j}].sensors[{k}]"
+            there = read_by.setdefault(sensor.measurement, here)
+            if there != here:
+                yield (j, "sensors", k, "measurement"), f"already read by {there}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` holds one line per fault."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def default_config_text() -> str:
+    """The embedded default configuration (what ``make run`` uses), as TOML text."""
+    return (files("gateway") / "default.toml").read_text(encoding="utf-8")
+
+
+def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (or the embedded default), apply ``GATEWAY_*`` variables, validate.
+
+    ``environ`` defaults to ``os.environ``. Raises :class:`ConfigError` with every problem.
+    """
+    data = _read_toml(path)
+    env = os.environ if environ is None else environ
+    hidden = [f"{key}: unknown key" for key in data if key.startswith("_")]
+    if hidden:  # BaseSettings would take these as its own init options
+        raise ConfigError(hidden)
+    token = _ENVIRON.set(env)
+    try:
+        return Config(**data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, env)) from None
+    except SettingsError as exc:
+        raise ConfigError([_settings_problem(exc, env)]) from None
+    finally:
+        _ENVIRON.reset(token)
+
+
+def dump_config(config: Config) -> str:
+    """The normalized configuration as indented JSON, with secrets masked."""
+    data = config.model_dump(mode="json")
+    if data["auth"]["jwt_secret"]:
+        data["auth"]["jwt_secret"] = "***"
+    url = data["mqtt"]["url"]
+    if url and (password := urlsplit(url).password):
+        data["mqtt"]["url"] = url.replace(f":{password}@", ":***@", 1)
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+# Reading the file -------------------------------------------------------------
+
+_TOML_WHERE = re.compile(r"(?P<msg>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)")
+
+
+def _read_toml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        name, text = DEFAULT_NAME, default_config_text()
+    else:
+        name = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"{name}: cannot read the file: {exc.strerror or exc}"]) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError([f"{name}: not UTF-8 text (byte {exc.start})"]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = _TOML_WHERE.fullmatch(str(exc))
+        if found is None:
+            raise ConfigError([f"{name}: {exc}"]) from None
+        where = f"line {found['line']}, column {found['column']}"
+        raise ConfigError([f"{name}: {where}: {found['msg']}"]) from None
+
+
+# Turning pydantic's errors into `path.to.key: message` --------------------------
+
+
+def _problems(exc: ValidationError, environ: Mapping[str, str]) -> list[str]:
+    problems: list[str] = []
+    for error in exc.errors():
+        loc, owner = _resolve(error["loc"])
+        if error["type"] == _CHECKS:
+            found: list[Problem] = error.get("ctx", {})["problems"]
+            found = [((*loc, *sub), message) for sub, message in found]
+        else:
+            found = [(loc, _message(error, loc, owner))]
+        for where, message in found:
+            line = f"{_format_loc(where)}: {message}{_env_hint(where, environ)}"
+            if line not in problems:
+                problems.append(line)
+    return problems
+
+
+def _resolve(raw: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], type[BaseModel] | None]:
+    """Drop pydantic's internal loc parts; return the path and the model holding its last key."""
+    loc: list[str | int] = []
+    node: Any = Config
+    owner: type[BaseModel] | None = None
+    for part in raw:
+        if part == "[key]":  # a dict key that failed: the path ends at the key
+            break
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            if isinstance(part, str):
+                loc.append(part)
+                owner = node
+                field = node.model_fields.get(part)
+                node = field.annotation if field else None
+        elif get_origin(node) is list and isinstance(part, int):
+            loc.append(part)
+            node, owner = get_args(node)[0], None
+        elif get_origin(node) is dict and isinstance(part, str):
+            loc.append(part)
+            node, owner = get_args(node)[1], None
+    return tuple(loc), owner
+
+
+_PLAIN = {
+    "missing": "required key is missing",
+    "string_type": "must be text in quotes",
+    "finite_number": "must be a finite number",
+    "list_type": "must be a list",
+    "path_type": "must be a path in quotes",
+    **dict.fromkeys(("string_too_short", "too_short"), "must not be empty"),
+    **dict.fromkeys(("int_type", "int_parsing", "int_from_float"), "must be a whole number"),
+    **dict.fromkeys(("float_type", "float_parsing"), "must be a number"),
+    **dict.fromkeys(("bool_type", "bool_parsing"), "must be true or false"),
+    **dict.fromkeys(("model_type", "dict_type"), "must be a table"),
+}
+
+
+def _message(error: ErrorDetails, loc: tuple[str | int, ...], owner: type[BaseModel] | None) -> str:
+    kind, key = error["type"], loc[-1] if loc else ""
+    if kind == "extra_forbidden":
+        return _unknown("unknown key", str(key), list(owner.model_fields) if owner else [])
+    if "[key]" in error["loc"]:
+        return _unknown("not a measurement", str(key), list(MEASUREMENTS))
+    if kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
+        message = _range(error, owner, str(key))
+    elif kind in _PLAIN:
+        message = _PLAIN[kind]
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+        message = re.sub(r"^Input should be\b", "must be", message)
+    if kind != "missing" and not isinstance(error["input"], dict | list):
+        message += f", got {error['input']!r}"
+    if owner is SensorConfig and key == "unit":
+        message += " (0 is broadcast and never answers reads)"
+    return message
+
+
+_WORDS = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
+
+
+def _range(error: ErrorDetails, owner: type[BaseModel] | None, key: str) -> str:
+    field = owner.model_fields.get(key) if owner else None
+    meta = field.metadata if field else []
+    bounds = {k: v for m in meta for k in ("ge", "le") if (v := getattr(m, k, None)) is not None}
+    if "ge" in bounds and "le" in bounds:
+        return f"must be between {bounds['ge']} and {bounds['le']}"
+    ctx = error.get("ctx", {})
+    op = next(k for k in _WORDS if k in ctx)
+    return f"must be {_WORDS[op]} {ctx[op]:g}"
+
+
+def _unknown(what: str, key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return f"{what}; did you mean {close[0]!r}?"
+    return f"{what}; known: {', '.join(known)}" if known else what
+
+
+def _env_hint(loc: tuple[str | int, ...], environ: Mapping[str, str]) -> str:
+    """Name the variables a value came from, when the environment set it."""
+    keys = [str(p) for p in itertools.takewhile(lambda p: isinstance(p, str), loc)]
+    for n in range(len(keys), 0, -1):
+        name = (ENV_PREFIX + "__".join(keys[:n])).upper()
+        found = [v for v in environ if v.upper() == name]
+        if n == len(keys):  # variables below the key set it too
+            found += [v for v in environ if v.upper().startswith(name + "__")]
+        if found:
+            return f" (from {', '.join(sorted(found))})"
+    return ""
+
+
+def _settings_problem(exc: SettingsError, environ: Mapping[str, str]) -> str:
+    found = re.search(r'field "(\w+)"', str(exc))
+    key = found[1] if found else "environment"
+    cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+    hint = _env_hint((key,), environ)
+    return f"{key}: lists and tables in the environment must be JSON{cause}{hint}"
+
+
+def _format_loc(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
+    return text or "(top level)"
