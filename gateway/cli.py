@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,10 +19,14 @@ from typing import NoReturn
 
 from aiohttp import web
 
+from drivers.errors import PortDisconnected
+from gateway.config import Config, ConfigError, dump_config, load_config
+from gateway.server import build_app, resolve_ports
 from simulators.control import control_app
 from simulators.rig import Rig
 
 EXIT_OK, EXIT_USAGE, EXIT_PORT = 0, 1, 2
+PROG = "sensor-gateway"
 log = logging.getLogger("gateway")
 
 
@@ -35,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="sensor-gateway",
+        prog=PROG,
         description="Reservoir sensor gateway: serial probes in, alerts and readings out.",
     )
     common = _Parser(add_help=False)
@@ -45,11 +50,44 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="L",
         help="DEBUG, INFO, WARNING or ERROR (default INFO)",
     )
+    config_file = _Parser(add_help=False)
+    config_file.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML configuration (default: the embedded one, which reads the simulators)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        parents=[config_file, common],
+        help="run the gateway",
+        description="Poll the configured serial buses and serve the dashboard, the WebSocket "
+        "streams and the REST API until stopped (Ctrl-C or SIGTERM).",
+    )
+    run.add_argument(
+        "--simulate",
+        action="store_true",
+        help="start the simulated devices too, and read them where the config says sim://<device>",
+    )
+    run.add_argument("--host", metavar="H", help="address to listen on (default from config)")
+    run.add_argument("--port", type=int, metavar="P", help="port to listen on; 0 picks a free one")
+    run.add_argument("--data-dir", type=Path, metavar="D", help="where SQLite and links go")
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a configuration file",
+        description="Validate FILE (and the GATEWAY_* environment). Prints the normalized "
+        "configuration as JSON and exits 0, or prints every problem as `path.to.key: message` "
+        "and exits 1.",
+    )
+    check.add_argument("file", type=Path, metavar="FILE")
 
     sim = commands.add_parser(
         "simulate",
-        parents=[common],
+        parents=[config_file, common],
         help="run the simulated devices alone on virtual serial ports",
         description=(
             "Start the simulated EZO pH, EC and RTD circuits and a Modbus RTU bus on virtual "
@@ -67,10 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--link-dir",
         type=Path,
-        default=Path("data/serial/by-id"),
         metavar="D",
         help="where the stable links to the devices go, like /dev/serial/by-id "
-        "(default ./data/serial/by-id)",
+        "(default: <data_dir>/serial/by-id)",
     )
     sim.add_argument(
         "--fast",
@@ -82,14 +119,87 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args.file)
     level = getattr(logging, str(args.log_level).upper(), None)
     if not isinstance(level, int):
-        print(f"sensor-gateway: --log-level: unknown level {args.log_level!r}", file=sys.stderr)
+        print(f"{PROG}: --log-level: unknown level {args.log_level!r}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "simulate":
-        return asyncio.run(simulate(args.control_port, args.link_dir.absolute(), fast=args.fast))
-    return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _report(exc)
+    if args.command == "run":
+        config = _with_overrides(config, args)
+        return asyncio.run(serve(config, simulate=args.simulate))
+    link_dir = args.link_dir or config.data_dir / "serial" / "by-id"
+    return asyncio.run(simulate(args.control_port, link_dir.absolute(), fast=args.fast))
+
+
+def _report(error: ConfigError) -> int:
+    for problem in error.problems:
+        print(problem, file=sys.stderr)
+    return EXIT_USAGE
+
+
+def check_config(path: Path) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return _report(exc)
+    print(dump_config(config))
+    return EXIT_OK
+
+
+def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
+    server = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    update: dict[str, object] = {"server": config.server.model_copy(update=server)}
+    if args.data_dir is not None:
+        update["data_dir"] = args.data_dir
+    return config.model_copy(update=update)
+
+
+def _raise_file_limit() -> None:
+    """Let the process hold as many sockets as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else soft, hard)
+        )
+
+
+async def serve(config: Config, *, simulate: bool = False) -> int:
+    """Run the gateway until SIGINT/SIGTERM. Exit code per the contract."""
+    if not simulate:
+        try:
+            resolve_ports(config, None)
+        except ConfigError as exc:
+            return _report(exc)
+    _raise_file_limit()
+    runner = web.AppRunner(build_app(config, simulate=simulate), handle_signals=False)
+    try:
+        await runner.setup()
+    except PortDisconnected as exc:
+        print(f"{PROG}: cannot open serial port {exc.port}: {exc.reason}", file=sys.stderr)
+        await runner.cleanup()
+        return EXIT_PORT
+    try:
+        site = web.TCPSite(runner, config.server.host, config.server.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            where = f"{config.server.host}:{config.server.port}"
+            print(f"{PROG}: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
+            return EXIT_PORT
+        host, port = runner.addresses[0][:2]
+        mode = "simulated devices" if simulate else f"{len(config.buses)} serial buses"
+        print(f"{PROG}: {config.reservoir_id} on http://{host}:{port} ({mode})", flush=True)
+        await _until_stopped()
+        log.info("stopping")
+        return EXIT_OK
+    finally:
+        await runner.cleanup()
 
 
 async def simulate(control_port: int, link_dir: Path, *, fast: bool = False) -> int:
@@ -102,7 +212,7 @@ async def simulate(control_port: int, link_dir: Path, *, fast: bool = False) -> 
         try:
             await site.start()
         except OSError as exc:
-            print(f"sensor-gateway: control port {control_port}: {exc.strerror}", file=sys.stderr)
+            print(f"{PROG}: control port {control_port}: {exc.strerror}", file=sys.stderr)
             return EXIT_PORT
         for line in rig.summary():
             print(line)

@@ -1,0 +1,120 @@
+"""Prometheus metrics (``GET /metrics``), one registry per gateway.
+
+Counters that already live elsewhere (a bus's request and error counts, the
+latest readings, the active alerts) are read at scrape time by a collector,
+never counted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from drivers.serial_line import ERROR_KINDS
+
+#: From 50 us to 2.5 s: a broadcast to a few clients up to thousands.
+BROADCAST_BUCKETS = (
+    5e-5,
+    1e-4,
+    2.5e-4,
+    5e-4,
+    1e-3,
+    2.5e-3,
+    5e-3,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
+    2.5,
+)
+
+
+class _LiveCollector(Collector):
+    def __init__(
+        self,
+        buses: Callable[[], Mapping[str, Mapping[str, int]]],
+        readings: Callable[[], Mapping[str, float | None]],
+        alerts: Callable[[], Mapping[str, int]],
+    ) -> None:
+        self._buses, self._readings, self._alerts = buses, readings, alerts
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "gateway_serial_requests", "Requests sent on a serial bus", labels=["bus"]
+        )
+        errors = CounterMetricFamily(
+            "gateway_serial_errors", "Failed serial requests by kind", labels=["bus", "kind"]
+        )
+        reconnects = CounterMetricFamily(
+            "gateway_serial_reconnects", "Serial ports reopened after a loss", labels=["bus"]
+        )
+        for bus, counters in self._buses().items():
+            requests.add_metric([bus], counters.get("requests", 0))
+            reconnects.add_metric([bus], counters.get("reconnects", 0))
+            for kind in ERROR_KINDS:
+                errors.add_metric([bus, kind], counters.get(kind, 0))
+        value = GaugeMetricFamily(
+            "gateway_sensor_value",
+            "Latest good value (absent when offline)",
+            labels=["measurement"],
+        )
+        for measurement, reading in self._readings().items():
+            if reading is not None:
+                value.add_metric([measurement], reading)
+        alerts = GaugeMetricFamily(
+            "gateway_alerts_active", "Active alerts by severity", labels=["severity"]
+        )
+        for severity, count in self._alerts().items():
+            alerts.add_metric([severity], count)
+        yield from (requests, errors, reconnects, value, alerts)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connections = Gauge(
+            "gateway_ws_connections",
+            "Open WebSocket connections",
+            ["stream"],
+            registry=self.registry,
+        )
+        self.messages_sent = Counter(
+            "gateway_ws_messages_sent",
+            "Messages offered to WebSocket clients",
+            ["stream"],
+            registry=self.registry,
+        )
+        self.clients_dropped = Counter(
+            "gateway_ws_clients_dropped",
+            "Slow or broken WebSocket clients cut off",
+            ["stream"],
+            registry=self.registry,
+        )
+        self.broadcast_seconds = Histogram(
+            "gateway_broadcast_seconds",
+            "Time from publish to the last client written or queued",
+            ["stream"],
+            buckets=BROADCAST_BUCKETS,
+            registry=self.registry,
+        )
+
+    def watch(
+        self,
+        buses: Callable[[], Mapping[str, Mapping[str, int]]],
+        readings: Callable[[], Mapping[str, float | None]],
+        alerts: Callable[[], Mapping[str, int]],
+    ) -> None:
+        """Read these live at every scrape."""
+        self.registry.register(_LiveCollector(buses, readings, alerts))
+
+    def published(self, stream: str, clients: int, seconds: float) -> None:
+        self.messages_sent.labels(stream).inc(clients)
+        self.broadcast_seconds.labels(stream).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

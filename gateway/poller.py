@@ -1,0 +1,110 @@
+"""One poller per bus: reads its sensors every ``poll_interval`` and hands readings on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from drivers.sensors import EzoSensor, ModbusBus, Reading
+from drivers.serial_line import SerialLine
+from gateway.config import BusConfig
+
+log = logging.getLogger(__name__)
+
+ReadingSink = Callable[[Reading], None]
+
+
+class BusPoller:
+    """Owns one bus: its SerialLine, its driver, and the task that polls it."""
+
+    def __init__(
+        self,
+        config: BusConfig,
+        sinks: Sequence[ReadingSink],
+        *,
+        port: str | None = None,
+        temperature: Callable[[], float | None] | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.sinks = list(sinks)
+        self.line = SerialLine(
+            port or config.port,
+            name=config.name,
+            baudrate=config.baudrate,
+            timeout=config.timeout,
+            retries=config.retries,
+            request_gap=config.request_gap,
+            echo=config.echo,
+        )
+        self.driver: ModbusBus | EzoSensor
+        if config.protocol == "modbus-rtu":
+            points = [sensor.modbus_point() for sensor in config.sensors]
+            self.driver = ModbusBus(self.line, points, poll_interval=config.poll_interval)
+        else:
+            [sensor] = config.sensors
+            self.driver = EzoSensor(
+                self.line,
+                sensor.measurement,
+                scale=sensor.scale,
+                offset=sensor.offset,
+                temperature=temperature,
+            )
+        self.polls = 0
+        self.last_poll_seconds = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Open the port now (at start). Raises PortDisconnected naming it."""
+        await self.line.open()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"poller.{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.line.close()
+
+    async def poll_once(self) -> list[Reading]:
+        started = time.monotonic()
+        readings = await self.driver.read()
+        self.last_poll_seconds = time.monotonic() - started
+        self.polls += 1
+        for reading in readings:
+            for sink in self.sinks:
+                sink(reading)
+        return readings
+
+    async def _run(self) -> None:
+        """Poll on a fixed schedule; a slow poll delays the next, never piles up."""
+        interval = self.config.poll_interval
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            try:
+                await self.poll_once()
+            except Exception:  # a bug must not silence the bus: log it, keep polling
+                log.exception("bus %s: poll failed", self.name)
+            next_at += interval
+            now = loop.time()
+            if next_at < now:
+                next_at = now  # fell behind: start again from here, skipping the missed polls
+            await asyncio.sleep(next_at - now)
+
+    def health(self) -> dict[str, object]:
+        counters = dict(self.line.counters)
+        return {
+            "state": "connected" if self.line.connected else "disconnected",
+            "port": self.line.port,
+            "protocol": self.config.protocol,
+            "counters": counters,
+            "last_poll_ms": round(self.last_poll_seconds * 1000, 1),
+            "recent_frames": [f.as_dict() for f in list(self.line.frames)[-10:]],
+        }

@@ -1,0 +1,166 @@
+"""The aiohttp application: REST routes, the WebSocket streams, and the wiring.
+
+``build_app`` assembles everything from a :class:`Config`; its start-up opens
+every serial port (so a missing one fails the start) and starts the pollers;
+its shutdown closes every WebSocket with 1001 before stopping them.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from gateway.alerts import AlertSource
+from gateway.config import Config, ConfigError
+from gateway.service import Gateway
+from gateway.websocket import CUTTING, GATEWAY, SOCKETS, close_all, stream_handler
+from simulators.control import add_routes as add_simulator_routes
+from simulators.rig import Rig
+
+RIG = web.AppKey("rig", Rig)
+SIM_SCHEME = "sim://"
+#: File descriptors kept back from WebSocket clients (serial ports, SQLite, logs).
+FD_RESERVE = 64
+
+PLACEHOLDER_PAGE = """<!doctype html>
+<html lang="es"><head><meta charset="utf-8"><title>sensor-gateway</title></head>
+<body><h1>sensor-gateway: {reservoir}</h1>
+<p>WebSocket: <code>/ws/sensors</code>, <code>/ws/alerts</code>.
+REST: <a href="/api/sensors/latest">/api/sensors/latest</a>,
+<a href="/api/alerts/summary">/api/alerts/summary</a>, <a href="/healthz">/healthz</a>,
+<a href="/metrics">/metrics</a>.</p></body></html>
+"""
+
+
+def connection_cap(configured: int | None) -> int:
+    """The configured cap, or what the process's file limit leaves room for."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = 65536 if soft == resource.RLIM_INFINITY else max(1, soft - FD_RESERVE)
+    return min(configured, room) if configured else room
+
+
+def resolve_ports(config: Config, rig: Rig | None) -> dict[str, str]:
+    """Map ``sim://<device>`` ports to the simulator's devices; raise ConfigError if wrong."""
+    ports: dict[str, str] = {}
+    problems: list[str] = []
+    for index, bus in enumerate(config.buses):
+        if not bus.port.startswith(SIM_SCHEME):
+            continue
+        name = bus.port.removeprefix(SIM_SCHEME)
+        where = f"buses[{index}].port"
+        if rig is None:
+            problems.append(f"{where}: {bus.port} is a simulated device: run with --simulate")
+        elif name not in rig.devices:
+            known = ", ".join(SIM_SCHEME + d for d in rig.devices)
+            problems.append(f"{where}: {bus.port} is not a simulated device (one of {known})")
+        else:
+            ports[bus.name] = rig.devices[name].port.address
+    if problems:
+        raise ConfigError(problems)
+    return ports
+
+
+def build_app(
+    config: Config,
+    *,
+    simulate: bool = False,
+    sim_time_scale: float = 1.0,
+    alerts: AlertSource | None = None,
+) -> web.Application:
+    app = web.Application()
+    app[SOCKETS] = set()
+    app[CUTTING] = set()
+    cap = connection_cap(config.server.max_connections)
+    config = config.model_copy(
+        update={"server": config.server.model_copy(update={"max_connections": cap})}
+    )
+    rig: Rig | None = None
+    if simulate:
+        rig = Rig(config.data_dir.absolute() / "serial" / "by-id", time_scale=sim_time_scale)
+        app[RIG] = rig
+        add_simulator_routes(app, rig)
+    ports_ready = resolve_ports(config, rig) if rig is None else None  # fail early, not at start
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        if rig is not None:
+            await rig.start()
+        try:
+            ports = ports_ready if ports_ready is not None else resolve_ports(config, rig)
+            gateway = Gateway(config, ports=ports, alerts=alerts)
+            app[GATEWAY] = gateway
+            try:
+                await gateway.open_ports()
+                await gateway.start()
+                yield
+            finally:
+                await gateway.stop()
+        finally:
+            if rig is not None:
+                await rig.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(close_all)
+    app.router.add_get("/", index)
+    app.router.add_get("/ws/alerts", stream_handler("alerts"))
+    app.router.add_get("/ws/sensors", stream_handler("sensors"))
+    app.router.add_get("/api/alerts", list_alerts)
+    app.router.add_get("/api/alerts/summary", alert_summary)
+    app.router.add_get("/api/sensors/latest", sensors_latest)
+    app.router.add_post("/alerts/dismiss", dismiss)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def index(request: web.Request) -> web.Response:
+    reservoir = request.app[GATEWAY].config.reservoir_id
+    return web.Response(text=PLACEHOLDER_PAGE.format(reservoir=reservoir), content_type="text/html")
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    return web.json_response(request.app[GATEWAY].alerts.active())
+
+
+async def alert_summary(request: web.Request) -> web.Response:
+    return web.json_response(request.app[GATEWAY].summary)
+
+
+async def sensors_latest(request: web.Request) -> web.Response:
+    return web.json_response(request.app[GATEWAY].latest_sensor_data())
+
+
+def _unprocessable(detail: str) -> web.Response:
+    return web.json_response({"error": "invalid_body", "detail": detail}, status=422)
+
+
+async def dismiss(request: web.Request) -> web.Response:
+    try:
+        body: Any = json.loads(await request.read())
+    except ValueError as exc:
+        return _unprocessable(f"not JSON: {exc}")
+    if not isinstance(body, Mapping):
+        return _unprocessable('expected {"alert_id": "..."}')
+    alert_id = body.get("alert_id")
+    if not isinstance(alert_id, str) or not alert_id:
+        return _unprocessable('alert_id: expected a non-empty string, as in {"alert_id": "..."}')
+    if unknown := sorted(set(body) - {"alert_id"}):
+        return _unprocessable(f"unknown key {unknown[0]!r}: only alert_id is expected")
+    if not await request.app[GATEWAY].dismiss(alert_id):
+        return web.json_response(
+            {"error": "not_found", "detail": f"no active alert {alert_id!r}"}, status=404
+        )
+    return web.json_response({"alert_id": alert_id, "dismissed": True})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response(request.app[GATEWAY].health())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[GATEWAY].metrics.render()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")

@@ -1,0 +1,142 @@
+"""`sensor-gateway run` and `check-config` as real processes, as a field technician runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession, WSMsgType
+
+from tests.gateway.conftest import write_config
+
+
+async def gateway(*args: str, cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        *args,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def finished(process: asyncio.subprocess.Process) -> tuple[int, str, str]:
+    out, err = await asyncio.wait_for(process.communicate(), 9.0)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """The embedded default, simulated, on a free port: what `make run` starts."""
+    process = await gateway(
+        "run", "--simulate", "--port", "0", "--data-dir", str(tmp_path / "data"), cwd=tmp_path
+    )
+    assert process.stdout is not None
+    line = (await asyncio.wait_for(process.stdout.readline(), 9.0)).decode()
+    assert "EMBALSE_01 on http://127.0.0.1:" in line, line
+    url = line.split(" on ")[1].split()[0]
+    yield process, url
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+
+
+async def test_run_serves_live_readings_and_stops_cleanly_on_sigterm(
+    running: tuple[asyncio.subprocess.Process, str],
+) -> None:
+    process, url = running
+    ws_url = url.replace("http", "ws") + "/ws/alerts"
+    async with ClientSession() as session, session.ws_connect(ws_url) as alerts:
+        assert (await alerts.receive_json(timeout=5))["type"] == "initial"
+        await alerts.send_json({"action": "ping"})
+        assert (await alerts.receive_json(timeout=5))["type"] == "pong"
+        async with session.get(url + "/healthz") as response:
+            health = await response.json()
+        assert set(health["buses"]) == {"ph-probe", "ec-probe", "temperature-probe", "rs485-1"}
+        process.send_signal(signal.SIGTERM)
+        closing = await alerts.receive(timeout=5)
+    assert closing.type is WSMsgType.CLOSE
+    assert closing.data == 1001
+    code, _, err = await finished(process)
+    assert code == 0
+    assert "Traceback" not in err
+
+
+async def test_sensors_stream_carries_simulated_values(
+    running: tuple[asyncio.subprocess.Process, str],
+) -> None:
+    _, url = running
+    ws_url = url.replace("http", "ws") + "/ws/sensors"
+    async with ClientSession() as session, session.ws_connect(ws_url) as ws:
+        first = await ws.receive_json(timeout=5)
+    assert first["type"] == "sensor_update"
+    assert first["data"]["reservoir_id"] == "EMBALSE_01"
+
+
+async def test_config_errors_exit_1_naming_each_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        """
+[server]
+port = "eighty"
+
+[[buses]]
+name = "rs485"
+port = "/dev/ttyUSB0"
+protocol = "modbus-rtu"
+  [[buses.sensors]]
+  measurement = "water_level"
+  unit = 0
+"""
+    )
+    for command in (["run", "-c", str(bad)], ["check-config", str(bad)]):
+        code, _, err = await finished(await gateway(*command, cwd=tmp_path))
+        assert code == 1
+        assert "server.port:" in err
+        assert "buses[0].sensors[0].unit:" in err
+        assert "Traceback" not in err
+
+
+async def test_check_config_prints_the_normalized_config(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    code, out, _ = await finished(await gateway("check-config", str(path), cwd=tmp_path))
+    assert code == 0
+    assert '"reservoir_id": "EMBALSE_01"' in out
+    assert '"poll_interval": 0.05' in out
+
+
+async def test_a_port_that_cannot_be_opened_exits_2_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f"""
+data_dir = "{tmp_path / "data"}"
+[[buses]]
+name = "ph-probe"
+port = "/dev/serial/by-id/usb-Atlas_missing"
+protocol = "ezo"
+  [[buses.sensors]]
+  measurement = "ph"
+"""
+    )
+    code, _, err = await finished(
+        await gateway("run", "-c", str(path), "--port", "0", cwd=tmp_path)
+    )
+    assert code == 2
+    assert "/dev/serial/by-id/usb-Atlas_missing" in err
+    assert "Traceback" not in err
+
+
+async def test_simulated_ports_need_simulate(tmp_path: Path) -> None:
+    code, _, err = await finished(
+        await gateway("run", "--port", "0", "--data-dir", str(tmp_path), cwd=tmp_path)
+    )
+    assert code == 1
+    assert "buses[0].port: sim://ezo-ph" in err
+    assert "--simulate" in err
