@@ -21,7 +21,7 @@ from aiohttp import web
 
 from drivers.errors import PortDisconnected
 from gateway.config import Config, ConfigError, dump_config, load_config
-from gateway.server import build_app, resolve_ports
+from gateway.server import build_app, not_yet_supported, resolve_ports
 from simulators.control import control_app
 from simulators.rig import Rig
 
@@ -171,11 +171,13 @@ def _raise_file_limit() -> None:
 
 async def serve(config: Config, *, simulate: bool = False) -> int:
     """Run the gateway until SIGINT/SIGTERM. Exit code per the contract."""
-    if not simulate:
-        try:
+    try:
+        if problems := not_yet_supported(config):
+            raise ConfigError(problems)
+        if not simulate:
             resolve_ports(config, None)
-        except ConfigError as exc:
-            return _report(exc)
+    except ConfigError as exc:
+        return _report(exc)
     _raise_file_limit()
     runner = web.AppRunner(build_app(config, simulate=simulate), handle_signals=False)
     try:

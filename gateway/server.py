@@ -43,6 +43,19 @@ def connection_cap(configured: int | None) -> int:
     return min(configured, room) if configured else room
 
 
+def not_yet_supported(config: Config) -> list[str]:
+    """Settings this version accepts but cannot honour: refusing beats pretending.
+
+    A gateway that was told to require tokens must not quietly serve without them.
+    """
+    problems = []
+    if config.auth.jwt_secret:
+        problems.append("auth.jwt_secret: token authentication is not in this version yet")
+    if config.mqtt.url:
+        problems.append("mqtt.url: the MQTT uplink is not in this version yet")
+    return problems
+
+
 def resolve_ports(config: Config, rig: Rig | None) -> dict[str, str]:
     """Map ``sim://<device>`` ports to the simulator's devices; raise ConfigError if wrong."""
     ports: dict[str, str] = {}
