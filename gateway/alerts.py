@@ -1,39 +1,297 @@
-"""Alerts as the server sees them. The threshold engine plugs in here.
+"""The threshold engine: readings in, alert changes out. Pure: no I/O, no clock.
 
-Until the engine lands this is an empty book: no alert is ever raised, the
-summary is all zeros and every dismissal is for an unknown id.
+Per measurement there is at most one alert at a time. An alert is raised when
+``delay`` consecutive good readings lie beyond a bound; it escalates (info ->
+warning -> critical) when ``delay`` readings lie beyond a higher bound, and
+de-escalates or clears, keeping its id, only once the reading is back inside
+the bound by more than ``hysteresis``. A measurement with no good reading for
+``stale_after`` seconds raises a warning "offline" alert, cleared by the next
+good reading. Readings of bad quality are not values: they neither count
+toward a raise nor clear anything.
+
+A dismissed alert whose condition still holds is latched: the engine raises
+nothing for that measurement at that severity or below until the reading has
+returned to normal. Crossing a higher bound than the one dismissed raises a
+new alert: an operator who dismissed a warning must still hear of a critical.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
-SEVERITIES = ("critical", "warning", "info")
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
+RANK = {"info": 1, "warning": 2, "critical": 3}
+Direction = Literal["low", "high"]
+Event = Literal["raised", "escalated", "deescalated", "dismissed", "cleared"]
 
 
-def empty_summary() -> dict[str, int]:
-    return {"total": 0, "critical": 0, "warning": 0, "info": 0}
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """The bounds of one measurement (``[thresholds.<measurement>]``)."""
+
+    low: Mapping[str, float]  # severity -> bound, e.g. {"critical": 5.0, "warning": 6.0}
+    high: Mapping[str, float]
+    hysteresis: float = 0.0
+    delay: int = 1
+    stale_after: float = 30.0
+
+    def bound(self, direction: Direction, severity: str) -> float | None:
+        return (self.low if direction == "low" else self.high).get(severity)
+
+    def beyond(self, value: float, direction: Direction, severity: str) -> bool:
+        bound = self.bound(direction, severity)
+        if bound is None:
+            return False
+        return value < bound if direction == "low" else value > bound
+
+    def held(self, value: float, direction: Direction, ceiling: str) -> Severity | None:
+        """The highest severity up to ``ceiling`` not yet left by more than the hysteresis."""
+        for severity in SEVERITIES:
+            bound = self.bound(direction, severity)
+            if RANK[severity] > RANK[ceiling] or bound is None:
+                continue
+            if direction == "low" and value <= bound + self.hysteresis:
+                return severity
+            if direction == "high" and value >= bound - self.hysteresis:
+                return severity
+        return None
 
 
-class AlertSource(Protocol):
-    """What the server needs of the alert engine."""
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: str
+    measurement: str
+    kind: Literal["threshold", "offline"]
+    direction: Direction | None
+    severity: Severity
+    state: Literal["active", "dismissed", "cleared"]
+    value: float | None  # the reading at the last change
+    bound: float | None
+    raised_at: float
+    updated_at: float
+    dismissed_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Latch:
+    """A dismissal that holds until the measurement returns to normal."""
+
+    alert: Alert  # the dismissed alert
+
+    @property
+    def measurement(self) -> str:
+        return self.alert.measurement
+
+    @property
+    def kind(self) -> str:
+        return self.alert.kind
+
+    @property
+    def direction(self) -> Direction | None:
+        return self.alert.direction
+
+    @property
+    def severity(self) -> Severity:
+        return self.alert.severity
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    event: Event
+    alert: Alert  # as it is after the change
+    at: float
+    latch: Latch | None = None  # set by a dismissal: it holds until return to normal
+    unlatched: bool = False  # a dismissed alert whose condition returned to normal
+
+
+@dataclass
+class _Track:
+    """What the engine remembers of one measurement."""
+
+    rule: Rule
+    last_good: float
+    alert: Alert | None = None
+    latch: Latch | None = None
+    runs: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+
+
+class AlertEngine:
+    def __init__(self, rules: Mapping[str, Rule], *, new_id: Callable[[], str], now: float) -> None:
+        """``rules`` per watched measurement; ``now`` starts every stale clock."""
+        self._new_id = new_id
+        self._tracks = {m: _Track(rule, now) for m, rule in rules.items()}
+
+    def restore(self, alerts: Iterable[Alert], latches: Iterable[Latch]) -> None:
+        """Put back what the store held at start (before any reading)."""
+        for alert in alerts:
+            if alert.measurement in self._tracks and alert.state == "active":
+                self._tracks[alert.measurement].alert = alert
+        for latch in latches:
+            if latch.measurement in self._tracks:
+                self._tracks[latch.measurement].latch = latch
+
+    # queries ---------------------------------------------------------------------
+
+    def active(self) -> list[Alert]:
+        """Active alerts, newest first."""
+        alerts = [t.alert for t in self._tracks.values() if t.alert is not None]
+        return sorted(alerts, key=lambda a: (a.raised_at, a.id), reverse=True)
 
     def summary(self) -> dict[str, int]:
-        """``{"total", "critical", "warning", "info"}`` of the active alerts."""
+        counts = {"total": 0, "critical": 0, "warning": 0, "info": 0}
+        for alert in self.active():
+            counts["total"] += 1
+            counts[alert.severity] += 1
+        return counts
 
-    def active(self) -> list[dict[str, Any]]:
-        """Active alerts, newest first, as ``GET /api/alerts`` lists them."""
+    def latches(self) -> list[Latch]:
+        return [t.latch for t in self._tracks.values() if t.latch is not None]
 
-    async def dismiss(self, alert_id: str, by: str | None = None) -> bool:
-        """Dismiss an active alert; False if no active alert has that id."""
+    # changes -----------------------------------------------------------------------
+
+    def evaluate(self, measurement: str, value: float | None, now: float) -> list[Change]:
+        """One reading (``value`` None: bad quality). Returns what changed."""
+        track = self._tracks.get(measurement)
+        if track is None or value is None:
+            return []
+        track.last_good = now
+        changes: list[Change] = []
+        if track.alert is not None and track.alert.kind == "offline":
+            changes.append(self._end(track, "cleared", value, now))
+        if track.latch is not None and track.latch.kind == "offline":
+            changes.append(self._unlatch(track, now))
+        confirmed = self._count(track, value)
+        if track.alert is not None:
+            changes += self._follow(track, value, confirmed, now)
+        if track.latch is not None and not self._holds(track.rule, track.latch, value):
+            changes.append(self._unlatch(track, now))
+        if track.alert is None and confirmed is not None:
+            direction, severity = confirmed
+            latch = track.latch
+            if (
+                latch is None
+                or latch.direction != direction
+                or RANK[severity] > RANK[latch.severity]
+            ):
+                track.latch = None
+                changes.append(self._raise(track, measurement, direction, severity, value, now))
+        return changes
+
+    def check_stale(self, now: float) -> list[Change]:
+        """Raise "offline" for every measurement silent for longer than its stale_after."""
+        changes = []
+        for measurement, track in self._tracks.items():
+            silent = now - track.last_good > track.rule.stale_after
+            dismissed_offline = track.latch is not None and track.latch.kind == "offline"
+            if silent and track.alert is None and not dismissed_offline:
+                track.alert = Alert(
+                    self._new_id(), measurement, "offline", None, "warning", "active",
+                    None, None, now, now,
+                )  # fmt: skip
+                changes.append(Change("raised", track.alert, now))
+        return changes
+
+    def dismiss(self, alert_id: str, now: float, by: str | None = None) -> Change | None:
+        """An operator closed the alert: it is latched while its condition holds."""
+        for track in self._tracks.values():
+            alert = track.alert
+            if alert is None or alert.id != alert_id:
+                continue
+            done = dataclasses.replace(alert, state="dismissed", updated_at=now, dismissed_by=by)
+            track.latch = Latch(done)
+            track.alert = None
+            track.runs.clear()
+            return Change("dismissed", done, now, latch=track.latch)
+        return None
+
+    # internals ---------------------------------------------------------------------
+
+    def _count(self, track: _Track, value: float) -> tuple[Direction, Severity] | None:
+        """Update the runs of consecutive readings beyond each bound; the worst confirmed."""
+        confirmed: tuple[Direction, Severity] | None = None
+        for direction in ("low", "high"):
+            for severity in SEVERITIES:
+                key = (direction, severity)
+                run = (
+                    track.runs.get(key, 0) + 1
+                    if track.rule.beyond(value, direction, severity)
+                    else 0
+                )
+                track.runs[key] = run
+                if run >= track.rule.delay and (
+                    confirmed is None or RANK[severity] > RANK[confirmed[1]]
+                ):
+                    confirmed = (direction, severity)
+        return confirmed
+
+    def _follow(
+        self, track: _Track, value: float, confirmed: tuple[Direction, Severity] | None, now: float
+    ) -> list[Change]:
+        alert = track.alert
+        assert alert is not None
+        assert alert.direction is not None
+        held = track.rule.held(value, alert.direction, alert.severity)
+        if held is None:
+            return [self._end(track, "cleared", value, now)]
+        target: Severity = held
+        if confirmed is not None and confirmed[0] == alert.direction:
+            target = max(held, confirmed[1], key=RANK.__getitem__)
+        if target == alert.severity:
+            return []
+        event: Event = "escalated" if RANK[target] > RANK[alert.severity] else "deescalated"
+        bound = track.rule.bound(alert.direction, target)
+        track.alert = dataclasses.replace(
+            alert, severity=target, value=value, bound=bound, updated_at=now
+        )
+        return [Change(event, track.alert, now)]
+
+    def _raise(
+        self,
+        track: _Track,
+        measurement: str,
+        direction: Direction,
+        severity: Severity,
+        value: float,
+        now: float,
+    ) -> Change:
+        bound = track.rule.bound(direction, severity)
+        track.alert = Alert(
+            self._new_id(), measurement, "threshold", direction, severity, "active",
+            value, bound, now, now,
+        )  # fmt: skip
+        return Change("raised", track.alert, now)
+
+    def _end(self, track: _Track, event: Event, value: float | None, now: float) -> Change:
+        assert track.alert is not None
+        done = dataclasses.replace(track.alert, state="cleared", value=value, updated_at=now)
+        track.alert = None
+        return Change(event, done, now)
+
+    def _unlatch(self, track: _Track, now: float) -> Change:
+        assert track.latch is not None
+        latch, track.latch = track.latch, None
+        # The dismissed alert's condition is over; it stays dismissed, no count changes.
+        return Change(
+            "cleared", dataclasses.replace(latch.alert, updated_at=now), now, unlatched=True
+        )
+
+    @staticmethod
+    def _holds(rule: Rule, latch: Latch, value: float) -> bool:
+        if latch.kind == "offline" or latch.direction is None:
+            return False
+        return rule.held(value, latch.direction, latch.severity) is not None
 
 
-class NoAlerts:
-    def summary(self) -> dict[str, int]:
-        return empty_summary()
-
-    def active(self) -> list[dict[str, Any]]:
-        return []
-
-    async def dismiss(self, alert_id: str, by: str | None = None) -> bool:
-        return False
+def rule_from_bounds(
+    bounds: Mapping[str, float | None], *, hysteresis: float, delay: int, stale_after: float
+) -> Rule:
+    """A Rule from ``critical_low``-style keys (the config's names)."""
+    low: dict[str, float] = {s: v for s in SEVERITIES if (v := bounds.get(f"{s}_low")) is not None}
+    high: dict[str, float] = {
+        s: v for s in SEVERITIES if (v := bounds.get(f"{s}_high")) is not None
+    }
+    return Rule(low, high, hysteresis, delay, stale_after)

@@ -107,6 +107,13 @@ class AuthConfig(_Model):
     jwt_secret: str = Field(default="", repr=False)  # empty: no auth
 
 
+class StorageConfig(_Model):
+    """The readings history in SQLite (alert history is always kept whole)."""
+
+    retention_days: float = Field(default=30.0, gt=0)
+    readings_every: float = Field(default=10.0, gt=0)
+
+
 class MqttConfig(_Model):
     url: Annotated[str | None, _rule(_mqtt_url, "must look like mqtt://host:1883")] = None
     prefix: Annotated[str, _rule(_TOPIC.fullmatch, "must be a topic path without + or #")] = (
@@ -268,6 +275,7 @@ class Config(BaseSettings):
     server: ServerConfig = Field(default_factory=ServerConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     buses: list[BusConfig] = []
     thresholds: dict[Measurement, ThresholdConfig] = {}
 

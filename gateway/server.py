@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import resource
+import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from gateway.alerts import AlertSource
+from drivers.sensors import MEASUREMENTS
 from gateway.config import Config, ConfigError
+from gateway.hub import utc_timestamp
 from gateway.service import Gateway
 from gateway.websocket import CUTTING, GATEWAY, SOCKETS, close_all, stream_handler
 from simulators.control import add_routes as add_simulator_routes
@@ -25,6 +28,7 @@ RIG = web.AppKey("rig", Rig)
 SIM_SCHEME = "sim://"
 #: File descriptors kept back from WebSocket clients (serial ports, SQLite, logs).
 FD_RESERVE = 64
+HISTORY_LIMIT = 10000
 
 PLACEHOLDER_PAGE = """<!doctype html>
 <html lang="es"><head><meta charset="utf-8"><title>sensor-gateway</title></head>
@@ -82,7 +86,6 @@ def build_app(
     *,
     simulate: bool = False,
     sim_time_scale: float = 1.0,
-    alerts: AlertSource | None = None,
 ) -> web.Application:
     app = web.Application()
     app[SOCKETS] = set()
@@ -104,9 +107,10 @@ def build_app(
             await rig.start()
         try:
             ports = ports_ready if ports_ready is not None else resolve_ports(config, rig)
-            gateway = Gateway(config, ports=ports, alerts=alerts)
+            gateway = Gateway(config, ports=ports)
             app[GATEWAY] = gateway
             try:
+                await gateway.restore()  # alerts and dismissals back before any client
                 await gateway.open_ports()
                 await gateway.start()
                 yield
@@ -123,6 +127,8 @@ def build_app(
     app.router.add_get("/ws/sensors", stream_handler("sensors"))
     app.router.add_get("/api/alerts", list_alerts)
     app.router.add_get("/api/alerts/summary", alert_summary)
+    app.router.add_get("/api/alerts/history", alert_history)
+    app.router.add_get("/api/sensors/history", sensor_history)
     app.router.add_get("/api/sensors/latest", sensors_latest)
     app.router.add_post("/alerts/dismiss", dismiss)
     app.router.add_get("/healthz", healthz)
@@ -136,7 +142,55 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def list_alerts(request: web.Request) -> web.Response:
-    return web.json_response(request.app[GATEWAY].alerts.active())
+    return web.json_response(request.app[GATEWAY].active_alerts())
+
+
+def _since(request: web.Request, default_age: float) -> tuple[float, int]:
+    """``?since=`` (ISO 8601 or epoch seconds) and ``?limit=`` of a history query."""
+    raw = request.query.get("since")
+    limit_raw = request.query.get("limit", "1000")
+    try:
+        since = time.time() - default_age if raw is None else parse_time(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=f"since: expected ISO 8601 (2026-11-27T10:00:00Z) or epoch seconds, got {raw!r}"
+        ) from None
+    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= HISTORY_LIMIT:
+        raise web.HTTPBadRequest(text=f"limit: expected 1..{HISTORY_LIMIT}, got {limit_raw!r}")
+    return since, int(limit_raw)
+
+
+def parse_time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+
+
+async def alert_history(request: web.Request) -> web.Response:
+    """Alert events (raised, escalated, deescalated, dismissed, cleared) after ``since``."""
+    since, limit = _since(request, default_age=86400.0)
+    events = await request.app[GATEWAY].store.history(since, limit)
+    for event in events:
+        event["at"] = utc_timestamp(event["at"])
+    return web.json_response(events)
+
+
+async def sensor_history(request: web.Request) -> web.Response:
+    """Stored readings of one measurement after ``since`` (default: the last hour)."""
+    measurement = request.query.get("measurement", "")
+    if measurement not in MEASUREMENTS:
+        raise web.HTTPBadRequest(
+            text=f"measurement: expected one of {', '.join(MEASUREMENTS)}, got {measurement!r}"
+        )
+    since, limit = _since(request, default_age=3600.0)
+    rows = await request.app[GATEWAY].store.readings(measurement, since, limit)
+    return web.json_response(
+        [{"timestamp": utc_timestamp(at), "value": value, "quality": q} for at, value, q in rows]
+    )
 
 
 async def alert_summary(request: web.Request) -> web.Response:

@@ -1,8 +1,11 @@
-"""The running gateway: buses, latest readings, alerts, and the hub that tells clients.
+"""The running gateway: buses, latest readings, the alert engine, the store, the hub.
 
-It owns every background task (pollers, the sensor ticker, heartbeats) and the
-seed's broadcast API the rest of the code calls: :meth:`broadcast_alert_update`
-and :meth:`broadcast_alert_dismissed`.
+It owns every background task (pollers, the sensor ticker, heartbeats, the
+alert writer, the stale check, the readings writer) and the seed's broadcast
+API: :meth:`broadcast_alert_update` and :meth:`broadcast_alert_dismissed`.
+
+An alert change goes engine -> SQLite (committed) -> clients, always in that
+order, through one queue: what a client was told is on disk.
 """
 
 from __future__ import annotations
@@ -10,17 +13,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from drivers.sensors import Reading
-from gateway.alerts import AlertSource, NoAlerts
-from gateway.config import Config
-from gateway.hub import Hub
+from gateway.alerts import Alert, AlertEngine, Change, Rule, rule_from_bounds
+from gateway.config import Config, ThresholdConfig
+from gateway.hub import Hub, utc_timestamp
 from gateway.metrics import Metrics
 from gateway.poller import BusPoller
 from gateway.readings import LatestReadings
+from gateway.store import Store
 
 log = logging.getLogger(__name__)
+DB_NAME = "gateway.sqlite3"
+_BOUNDS = ("critical_low", "warning_low", "info_low", "info_high", "warning_high", "critical_high")
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """An alert as ``GET /api/alerts`` lists it."""
+    return {
+        "id": alert.id,
+        "measurement": alert.measurement,
+        "severity": alert.severity,
+        "state": alert.state,
+        "value": alert.value,
+        "bound": alert.bound,
+        "raised_at": utc_timestamp(alert.raised_at),
+        "kind": alert.kind,
+        "direction": alert.direction,
+        "updated_at": utc_timestamp(alert.updated_at),
+    }
 
 
 class Gateway:
@@ -29,16 +53,29 @@ class Gateway:
         config: Config,
         *,
         ports: Mapping[str, str] | None = None,
-        alerts: AlertSource | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``ports`` maps a bus name to the port to open instead of its configured one."""
         self.config = config
+        self.clock = clock
         self.metrics = Metrics()
         self.hub = Hub(history=config.server.history, on_publish=self.metrics.published)
-        stale = {str(m): t.stale_after for m, t in config.thresholds.items()}
-        self.readings = LatestReadings(config.reservoir_id, stale)
-        self.alerts: AlertSource = alerts or NoAlerts()
-        self._summary = self.alerts.summary()
+        thresholds = {str(m): t for m, t in config.thresholds.items()}
+        watched = [s.measurement for bus in config.buses for s in bus.sensors]
+        self.rules: dict[str, Rule] = {
+            str(m): _rule(thresholds.get(m) or ThresholdConfig()) for m in watched
+        }
+        self.readings = LatestReadings(
+            config.reservoir_id, {m: r.stale_after for m, r in self.rules.items()}
+        )
+        self.store = Store(config.data_dir / DB_NAME)
+        self.engine = AlertEngine(self.rules, new_id=self.store.new_id, now=clock())
+        self._summary = self.engine.summary()
+        self._changes: asyncio.Queue[
+            tuple[list[Change], dict[str, int], asyncio.Future[None] | None]
+        ]
+        self._changes = asyncio.Queue()
+        self._to_store: dict[str, Reading] = {}
         ports = ports or {}
         self.pollers = [
             BusPoller(
@@ -50,13 +87,24 @@ class Gateway:
         self._last_sensor_data: dict[str, float | str | None] = {}
         self.metrics.watch(
             buses=lambda: {p.name: p.line.counters for p in self.pollers},
-            readings=lambda: {
-                m: self.readings.value(m) for m in self.readings.snapshot() if m != "reservoir_id"
-            },
-            alerts=lambda: {k: v for k, v in self.alerts.summary().items() if k != "total"},
+            readings=lambda: {m: self.readings.value(m) for m in self.rules},
+            alerts=lambda: {k: v for k, v in self.engine.summary().items() if k != "total"},
         )
 
     # life cycle ------------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """Open the store and put back the active alerts and latches (before any client)."""
+        restored = await self.store.open()
+        self.engine = AlertEngine(self.rules, new_id=self.store.new_id, now=self.clock())
+        self.engine.restore(restored.alerts, restored.latches)
+        self._summary = self.engine.summary()
+        if restored.alerts or restored.latches:
+            log.info(
+                "restored %d active alerts and %d dismissals",
+                len(restored.alerts),
+                len(restored.latches),
+            )
 
     async def open_ports(self) -> None:
         """Open every bus's port; raises PortDisconnected naming the first that fails."""
@@ -66,17 +114,20 @@ class Gateway:
     async def start(self) -> None:
         for poller in self.pollers:
             poller.start()
-        server = self.config.server
+        server, storage = self.config.server, self.config.storage
+        stale_step = min([1.0, *(r.stale_after / 4 for r in self.rules.values())])
+        jobs: dict[str, tuple[float, Callable[[], Any]]] = {
+            "sensor-ticker": (server.sensor_interval, self.publish_sensor_update),
+            "heartbeat": (server.heartbeat_interval, self.publish_heartbeat),
+            "stale-check": (stale_step, self.check_stale),
+            "readings-writer": (storage.readings_every, self.store_readings),
+            "readings-pruner": (3600.0, self.prune_readings),
+        }
         self._tasks = [
-            asyncio.create_task(
-                self._every(server.sensor_interval, self.publish_sensor_update),
-                name="gateway.sensor-ticker",
-            ),
-            asyncio.create_task(
-                self._every(server.heartbeat_interval, self.publish_heartbeat),
-                name="gateway.heartbeat",
-            ),
+            asyncio.create_task(self._every(interval, job), name=f"gateway.{name}")
+            for name, (interval, job) in jobs.items()
         ]
+        self._tasks.append(asyncio.create_task(self._write_alerts(), name="gateway.alert-writer"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -87,21 +138,80 @@ class Gateway:
         self._tasks = []
         for poller in self.pollers:
             await poller.stop()
+        if self.store.is_open:
+            await self.store_readings()
+            await self.store.close()
 
     @staticmethod
-    async def _every(interval: float, action: Callable[[], None]) -> None:
+    async def _every(interval: float, job: Callable[[], Any]) -> None:
         while True:
             await asyncio.sleep(interval)
-            action()
+            try:
+                result = job()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("periodic job %s failed", job)
 
-    # readings ----------------------------------------------------------------------
+    # readings and alerts ---------------------------------------------------------------
 
     def on_reading(self, reading: Reading) -> None:
         self.readings.record(reading)
+        self._to_store[reading.measurement] = reading
+        value = reading.value if reading.good else None
+        self._queue(self.engine.evaluate(reading.measurement, value, self.clock()))
+
+    def check_stale(self) -> None:
+        self._queue(self.engine.check_stale(self.clock()))
 
     def temperature(self) -> float | None:
         """A fresh water temperature for EZO compensation, if there is one."""
         return self.readings.value("temperature")
+
+    def _queue(self, changes: list[Change], done: asyncio.Future[None] | None = None) -> None:
+        if changes:
+            self._changes.put_nowait((changes, self.engine.summary(), done))
+
+    async def _write_alerts(self) -> None:
+        """Commit each batch of changes, then tell the clients: never the other way round."""
+        while True:
+            changes, summary, done = await self._changes.get()
+            try:
+                await self.store.save(changes)
+            except Exception as exc:
+                log.exception("could not save alert changes")
+                if done is not None and not done.done():
+                    done.set_exception(exc)
+                continue
+            for change in changes:
+                log.info("alert %s %s: %s %s", change.alert.id, change.event,
+                         change.alert.measurement, change.alert.severity)  # fmt: skip
+                if change.event == "dismissed":
+                    self.broadcast_alert_dismissed(change.alert.id)
+            self.broadcast_alert_update(summary)
+            if done is not None and not done.done():
+                done.set_result(None)
+
+    async def dismiss(self, alert_id: str, by: str | None = None) -> bool:
+        """Dismiss an active alert: committed, then ``dismissed`` and ``update`` sent."""
+        change = self.engine.dismiss(alert_id, self.clock(), by)
+        if change is None:
+            return False
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue([change], done)
+        await done
+        return True
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        return [alert_json(a) for a in self.engine.active()]
+
+    async def store_readings(self) -> None:
+        batch, self._to_store = list(self._to_store.values()), {}
+        await self.store.add_readings(batch)
+
+    async def prune_readings(self) -> None:
+        cutoff = self.clock() - self.config.storage.retention_days * 86400
+        await self.store.prune_readings(cutoff)
 
     # the broadcast API -----------------------------------------------------------------
 
@@ -131,16 +241,9 @@ class Gateway:
     def broadcast_alert_dismissed(self, alert_id: str) -> None:
         self.hub.publish("alerts", {"type": "dismissed", "alert_id": alert_id})
 
-    async def dismiss(self, alert_id: str, by: str | None = None) -> bool:
-        """Dismiss an active alert: ``dismissed``, then ``update`` with the new counts."""
-        if not await self.alerts.dismiss(alert_id, by):
-            return False
-        self.broadcast_alert_dismissed(alert_id)
-        self.broadcast_alert_update(self.alerts.summary())
-        return True
-
     @property
     def summary(self) -> dict[str, int]:
+        """The counts the clients were last told."""
         return dict(self._summary)
 
     # health -------------------------------------------------------------------------------
@@ -156,3 +259,10 @@ class Gateway:
             "offline": offline,
             "sensors": self.readings.status(),
         }
+
+
+def _rule(config: ThresholdConfig) -> Rule:
+    bounds = {name: getattr(config, name) for name in _BOUNDS}
+    return rule_from_bounds(
+        bounds, hysteresis=config.hysteresis, delay=config.delay, stale_after=config.stale_after
+    )

@@ -50,6 +50,11 @@ poll_interval = 0.05
   register = 0
 
 [thresholds.ph]
+warning_low = 6.0
+warning_high = 8.5
+critical_high = 9.0
+hysteresis = 0.1
+delay = {delay}
 stale_after = {stale_after}
 [thresholds.water_level]
 stale_after = {stale_after}
@@ -63,6 +68,7 @@ def write_config(tmp_path: Path, **overrides: Any) -> Path:
         "heartbeat_interval": 0.25,
         "history": 5,
         "stale_after": 5.0,
+        "delay": 1,
         "server_extra": "",
     }
     values.update(overrides)

@@ -7,47 +7,17 @@ from typing import Any
 
 import pytest
 
-from gateway.server import RIG, build_app
-from tests.gateway.conftest import Client, fast_config, gateway_of
+from gateway.server import RIG
+from tests.gateway.conftest import Client, gateway_of
 from tests.helpers import until
 
 
-class OneAlert:
-    """An alert source holding one active alert (the engine comes with the alerts issue)."""
-
-    def __init__(self) -> None:
-        self.alerts = [
-            {
-                "id": "A-1",
-                "measurement": "ph",
-                "severity": "warning",
-                "state": "active",
-                "value": 8.7,
-                "bound": 8.5,
-                "raised_at": "2026-11-27T10:00:00.000Z",
-            }
-        ]
-        self.dismissed_by: list[str | None] = []
-
-    def summary(self) -> dict[str, int]:
-        warnings = len(self.alerts)
-        return {"total": warnings, "critical": 0, "warning": warnings, "info": 0}
-
-    def active(self) -> list[dict[str, Any]]:
-        return list(self.alerts)
-
-    async def dismiss(self, alert_id: str, by: str | None = None) -> bool:
-        if not any(a["id"] == alert_id for a in self.alerts):
-            return False
-        self.alerts = [a for a in self.alerts if a["id"] != alert_id]
-        self.dismissed_by.append(by)
-        return True
-
-
 @pytest.fixture
-async def alert_client(aiohttp_client: Callable[..., Any], tmp_path: Any) -> Client:
-    app = build_app(fast_config(tmp_path), simulate=True, sim_time_scale=0.0, alerts=OneAlert())
-    client: Client = await aiohttp_client(app)
+async def alert_client(client: Client) -> Client:
+    """A gateway with one active warning: pH 8.7, above warning_high 8.5."""
+    gateway = gateway_of(client)
+    client.app[RIG].set_value("ph", 8.7)
+    await until(lambda: gateway.summary["total"] == 1)
     return client
 
 
@@ -60,6 +30,10 @@ async def test_index_page(client: Client) -> None:
 async def test_alert_endpoints(alert_client: Client) -> None:
     alerts = await (await alert_client.get("/api/alerts")).json()
     assert [a["id"] for a in alerts] == ["A-1"]
+    assert alerts[0]["severity"] == "warning"
+    assert alerts[0]["state"] == "active"
+    assert alerts[0]["value"] == pytest.approx(8.7)
+    assert alerts[0]["bound"] == 8.5
     assert set(alerts[0]) >= {
         "id",
         "measurement",

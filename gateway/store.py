@@ -1,0 +1,215 @@
+"""SQLite under ``data_dir``: alerts with their whole history, latches, readings.
+
+Every alert change is committed (WAL, ``synchronous=FULL``) before it is
+published, so a ``kill -9`` or a power cut at any moment loses nothing a client
+was told. All database work runs on one thread of its own, in submission order,
+so the event loop never waits on a disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from drivers.sensors import Reading
+from gateway.alerts import Alert, Change, Latch
+
+T = TypeVar("T")
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, measurement TEXT NOT NULL, kind TEXT NOT NULL,
+    direction TEXT, severity TEXT NOT NULL, state TEXT NOT NULL, value REAL, bound REAL,
+    raised_at REAL NOT NULL, updated_at REAL NOT NULL, dismissed_by TEXT
+);
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state);
+CREATE TABLE IF NOT EXISTS alert_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL REFERENCES alerts (id),
+    event TEXT NOT NULL, at REAL NOT NULL, severity TEXT NOT NULL, value REAL, bound REAL,
+    by TEXT
+);
+CREATE INDEX IF NOT EXISTS alert_events_at ON alert_events (at);
+CREATE TABLE IF NOT EXISTS latches (
+    measurement TEXT PRIMARY KEY, alert_id TEXT NOT NULL REFERENCES alerts (id)
+);
+CREATE TABLE IF NOT EXISTS readings (
+    measurement TEXT NOT NULL, at REAL NOT NULL, value REAL, quality TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS readings_measurement_at ON readings (measurement, at);
+"""
+ALERT_COLUMNS = (
+    "id, measurement, kind, direction, severity, state, value, bound, raised_at, updated_at, "
+    "dismissed_by"
+)
+
+
+@dataclass(frozen=True)
+class Restored:
+    alerts: list[Alert]
+    latches: list[Latch]
+
+
+class Store:
+    """Open with :meth:`open`, close with :meth:`close`; every method is awaited."""
+
+    def __init__(self, path: Path, *, id_prefix: str = "A-") -> None:
+        self.path = path
+        self.id_prefix = id_prefix
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._db: sqlite3.Connection | None = None
+        self._next_seq = 1
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            assert self._db is not None, "store not open"
+            return work(self._db)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def open(self) -> Restored:
+        """Open (creating if need be) and return the active alerts and latches."""
+
+        def connect() -> None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(SCHEMA)
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            self._db = db
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        return await self._run(self._restore)
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(lambda db: db.close())
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    def new_id(self) -> str:
+        """An alert id never used before, in this database, across restarts."""
+        seq, self._next_seq = self._next_seq, self._next_seq + 1
+        return f"{self.id_prefix}{seq}"
+
+    def _restore(self, db: sqlite3.Connection) -> Restored:
+        (top,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()
+        self._next_seq = top + 1
+        active = db.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'active'")
+        latched = db.execute(
+            f"SELECT {', '.join('a.' + c.strip() for c in ALERT_COLUMNS.split(','))} "
+            "FROM latches l JOIN alerts a ON a.id = l.alert_id"
+        )
+        return Restored([_alert(row) for row in active], [Latch(_alert(row)) for row in latched])
+
+    # alert changes ------------------------------------------------------------------
+
+    async def save(self, changes: Sequence[Change]) -> None:
+        """Commit the changes in one transaction (all or nothing)."""
+        await self._run(lambda db: _save(db, changes))
+
+    async def history(self, since: float, limit: int) -> list[dict[str, Any]]:
+        """Alert events after ``since`` (epoch seconds), oldest first."""
+        query = (
+            "SELECT e.at, e.event, e.alert_id, a.measurement, a.kind, a.direction, e.severity, "
+            "e.value, e.bound, e.by FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+            "WHERE e.at > ? ORDER BY e.id LIMIT ?"
+        )
+        names = ("at", "event", "alert_id", "measurement", "kind", "direction", "severity",
+                 "value", "bound", "by")  # fmt: skip
+        rows = await self._run(lambda db: db.execute(query, (since, limit)).fetchall())
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    # readings -------------------------------------------------------------------------
+
+    async def add_readings(self, readings: Iterable[Reading]) -> None:
+        rows = [(r.measurement, r.timestamp, r.value, r.quality.value, r.source) for r in readings]
+        if rows:
+            await self._run(
+                lambda db: _in_transaction(db, "INSERT INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+            )
+
+    async def readings(
+        self, measurement: str, since: float, limit: int
+    ) -> list[tuple[float, float | None, str]]:
+        """(time, value, quality) of one measurement after ``since``, oldest first."""
+        query = (
+            "SELECT at, value, quality FROM readings WHERE measurement = ? AND at > ? "
+            "ORDER BY at LIMIT ?"
+        )
+        rows = await self._run(lambda db: db.execute(query, (measurement, since, limit)).fetchall())
+        return [(at, value, quality) for at, value, quality in rows]
+
+    async def prune_readings(self, before: float) -> int:
+        """Drop readings older than ``before``; alert history is kept."""
+        cursor = await self._run(
+            lambda db: db.execute("DELETE FROM readings WHERE at < ?", (before,))
+        )
+        return cursor.rowcount
+
+
+def _alert(row: Sequence[Any]) -> Alert:
+    return Alert(*row)
+
+
+def _in_transaction(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    db.execute("BEGIN")
+    try:
+        db.executemany(sql, rows)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _save(db: sqlite3.Connection, changes: Sequence[Change]) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for change in changes:
+            _apply(db, change)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _apply(db: sqlite3.Connection, change: Change) -> None:
+    a = change.alert
+    if change.unlatched:
+        db.execute("DELETE FROM latches WHERE alert_id = ?", (a.id,))
+    elif change.event == "raised":
+        tail = a.id.rsplit("-", 1)[-1]  # ids are "<prefix><seq>", see Store.new_id
+        seq = int(tail) if tail.isdigit() else 0
+        db.execute(
+            f"INSERT INTO alerts (seq, {ALERT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            (seq, a.id, a.measurement, a.kind, a.direction, a.severity, a.state, a.value,
+             a.bound, a.raised_at, a.updated_at, a.dismissed_by),
+        )  # fmt: skip
+    else:
+        db.execute(
+            "UPDATE alerts SET severity = ?, state = ?, value = ?, bound = ?, updated_at = ?, "
+            "dismissed_by = ? WHERE id = ?",
+            (a.severity, a.state, a.value, a.bound, a.updated_at, a.dismissed_by, a.id),
+        )
+    if change.latch is not None:
+        db.execute("INSERT OR REPLACE INTO latches VALUES (?, ?)", (a.measurement, a.id))
+    db.execute(
+        "INSERT INTO alert_events (alert_id, event, at, severity, value, bound, by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (a.id, change.event, change.at, a.severity, a.value, a.bound,
+         a.dismissed_by if change.event == "dismissed" else None),
+    )  # fmt: skip
