@@ -21,6 +21,7 @@ from drivers.modbus_rtu import (
     RequestDecoder,
     encode_value,
 )
+from drivers.sensors import ModbusPoint
 from simulators.pty import VirtualPort
 from simulators.world import FAULTS, World
 
@@ -294,26 +295,20 @@ def _number(text: str) -> float | None:
 # Modbus RTU --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SimPoint:
-    """One measurement a simulated unit holds in its registers (value = raw * scale)."""
-
-    measurement: str
-    register: int
-    register_type: str = "input"
-    data_type: str = "float32"
-    word_order: str = "big"
-    byte_order: str = "big"
-    scale: float = 1.0
-
-
 @dataclass
 class SimUnit:
+    """One unit on the simulated line, holding its points in the driver's own terms
+    (value = raw * scale + offset, so the device stores (value - offset) / scale)."""
+
     unit: int
     name: str
-    points: Sequence[SimPoint]
+    points: Sequence[ModbusPoint]
     fault: str | None = None
     requests: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        if any(point.unit != self.unit for point in self.points):
+            raise ValueError(f"unit {self.unit}: every point must name unit {self.unit}")
 
 
 class ModbusBusDevice(Device):
@@ -395,7 +390,7 @@ class ModbusBusDevice(Device):
         for point in unit.points:
             if READ_FUNCTIONS[point.register_type] != function:
                 continue
-            raw = self.world.value(point.measurement, now) / point.scale
+            raw = (self.world.value(point.measurement, now) - point.offset) / point.scale
             words = encode_value(raw, point.data_type, point.word_order, point.byte_order)
             for offset in range(REGISTER_COUNT[point.data_type]):
                 out[point.register + offset] = words[offset]

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from simulators.devices import Device, EzoDevice, ModbusBusDevice, SimPoint, SimUnit
+from drivers.sensors import ModbusPoint
+from simulators.devices import Device, EzoDevice, ModbusBusDevice, SimUnit
 from simulators.world import FAULTS, World
 
 #: measurement -> (device name, Modbus unit or None)
@@ -154,11 +155,13 @@ def default_units() -> list[SimUnit]:
             1,
             "level transmitter",
             [
-                SimPoint("water_level", 0, data_type="float32"),
-                SimPoint("temperature", 2, data_type="int16", scale=0.1),
+                ModbusPoint("water_level", 1, 0, data_type="float32"),
+                ModbusPoint("temperature", 1, 2, data_type="int16", scale=0.1),
             ],
         ),
         SimUnit(
-            2, "temperature transmitter", [SimPoint("temperature", 0, "input", "int16", scale=0.1)]
+            2,
+            "temperature transmitter",
+            [ModbusPoint("temperature", 2, 0, "input", "int16", scale=0.1)],
         ),
     ]

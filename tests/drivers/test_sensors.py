@@ -12,7 +12,7 @@ import pytest
 from drivers.errors import ConfigError
 from drivers.sensors import EzoSensor, ModbusBus, ModbusPoint, Quality, Reading
 from drivers.serial_line import SerialLine
-from simulators.devices import EzoDevice, ModbusBusDevice, SimPoint, SimUnit
+from simulators.devices import EzoDevice, ModbusBusDevice, SimUnit
 from simulators.rig import Rig
 
 FAST = {"timeout": 0.15, "retries": 2, "reconnect_min": 0.05, "reconnect_max": 0.2}
@@ -420,7 +420,7 @@ async def test_busy_is_retried_and_never_a_value(
     device = BusyUnit(
         "busy",
         rig.world,
-        [SimUnit(1, "level", [SimPoint("water_level", 0)])],
+        [SimUnit(1, "level", [ModbusPoint("water_level", 1, 0)])],
         link=tmp_path / "busy",
         time_scale=0.0,
     )

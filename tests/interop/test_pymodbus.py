@@ -30,7 +30,7 @@ from drivers.errors import ModbusExceptionReply
 from drivers.modbus_rtu import ReadRequest, ResponseDecoder
 from drivers.sensors import ModbusBus, ModbusPoint, Quality, Reading
 from drivers.serial_line import SerialLine
-from simulators.devices import ModbusBusDevice, SimPoint, SimUnit
+from simulators.devices import ModbusBusDevice, SimUnit
 from simulators.rig import Rig
 from simulators.world import World
 
@@ -390,7 +390,7 @@ async def float_orders_device() -> AsyncIterator[ModbusBusDevice]:
     world = World(seed=3)
     world.signals["water_level"].set(123.456)
     points = [
-        SimPoint("water_level", 2 * i, "input", "float32", word_order, byte_order)
+        ModbusPoint("water_level", 3, 2 * i, "input", "float32", word_order, byte_order)
         for i, ((word_order, byte_order), _) in enumerate(FLOAT_ORDERS.values())
     ]
     device = ModbusBusDevice("modbus-orders", world, [SimUnit(3, "orders", points)], time_scale=0)
