@@ -13,6 +13,7 @@ import pytest
 from aiohttp import ClientWebSocketResponse
 
 from gateway.hub import Client as HubClient
+from gateway.hub import Stream
 from tests.gateway.conftest import Client, gateway_of
 from tests.helpers import until
 
@@ -70,6 +71,19 @@ async def connect_crowd(client: Client, stream: str, crowd: list[ClientWebSocket
         crowd.append(ws)
 
 
+async def stall_one_then_crowd(
+    client: Client, name: str, crowd: list[ClientWebSocketResponse]
+) -> tuple[Stream, HubClient, socket.socket]:
+    """One stalled client with squeezed buffers, then the crowd of normal ones."""
+    stream = gateway_of(client).hub.streams[name]
+    stalled = await stalled_client(client, f"/ws/{name}")
+    await until(lambda: len(stream.clients) == 1)
+    [slow] = stream.clients
+    squeeze(slow)
+    await connect_crowd(client, name, crowd)
+    return stream, slow, stalled
+
+
 async def collect(ws: ClientWebSocketResponse, kind: str, until_seq: int) -> list[dict[str, Any]]:
     """Messages of ``kind`` up to and including seq ``until_seq``."""
     got: list[dict[str, Any]] = []
@@ -85,12 +99,7 @@ async def test_stalled_alerts_client_is_cut_off_and_the_others_get_everything(
     client: Client, crowd: list[ClientWebSocketResponse]
 ) -> None:
     gateway = gateway_of(client)
-    stream = gateway.hub.streams["alerts"]
-    stalled = await stalled_client(client, "/ws/alerts")
-    await until(lambda: len(stream.clients) == 1)
-    [slow] = stream.clients
-    squeeze(slow)
-    await connect_crowd(client, "alerts", crowd)
+    stream, slow, stalled = await stall_one_then_crowd(client, "alerts", crowd)
     first_seq = stream.seq + 1
     most_pending = 0
     last = first_seq + MESSAGES - 1
@@ -116,12 +125,7 @@ async def test_stalled_sensors_client_only_keeps_the_newest(
     client: Client, crowd: list[ClientWebSocketResponse]
 ) -> None:
     gateway = gateway_of(client)
-    stream = gateway.hub.streams["sensors"]
-    stalled = await stalled_client(client, "/ws/sensors")
-    await until(lambda: len(stream.clients) == 1)
-    [slow] = stream.clients
-    squeeze(slow)
-    await connect_crowd(client, "sensors", crowd)
+    stream, slow, stalled = await stall_one_then_crowd(client, "sensors", crowd)
     start = stream.seq
     most_pending = 0
     last = start + MESSAGES
