@@ -8,7 +8,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
-from bench import machine, serial_overhead
+from bench import alerts, machine, serial_overhead
 
 
 class Benchmark(Protocol):
@@ -21,6 +21,7 @@ class Benchmark(Protocol):
 
 BENCHMARKS: dict[str, Benchmark] = {
     "serial": serial_overhead.run,
+    "alerts": alerts.run,
 }
 
 

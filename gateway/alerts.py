@@ -177,7 +177,8 @@ class AlertEngine:
                 or latch.direction != direction
                 or RANK[severity] > RANK[latch.severity]
             ):
-                track.latch = None
+                if latch is not None:  # superseded: say so, or the store would keep it
+                    changes.append(self._unlatch(track, now))
                 changes.append(self._raise(track, measurement, direction, severity, value, now))
         return changes
 
