@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -79,18 +80,23 @@ class Device:
     def received(self, data: bytes) -> None:
         raise NotImplementedError
 
-    def send_later(self, delay: float, data: bytes) -> None:
-        """Answer after the device's processing time, mangled by the fault in force."""
-        if self.fault == "crc":
-            data = corrupt(data, self.world.rng.randrange(len(data)))
-        elif self.fault == "garbage":
-            data = self.world.rng.randbytes(max(4, len(data)))
+    def send_later(self, delay: float, data: bytes | Callable[[], bytes]) -> None:
+        """Answer after the device's processing time, mangled by the fault in force.
+
+        ``data`` may be a function, called when the answer goes out: a circuit
+        reports what it measured at the end of its processing time.
+        """
         loop = asyncio.get_running_loop()
         handle: asyncio.TimerHandle
 
         def fire() -> None:
             self._timers.discard(handle)
-            self.port.write(data)
+            wire = data() if callable(data) else data
+            if self.fault == "crc":
+                wire = corrupt(wire, self.world.rng.randrange(len(wire)))
+            elif self.fault == "garbage":
+                wire = self.world.rng.randbytes(max(4, len(wire)))
+            self.port.write(wire)
 
         handle = loop.call_later(delay * self.time_scale, fire)
         self._timers.add(handle)
@@ -116,6 +122,8 @@ def corrupt(data: bytes, index: int) -> bytes:
 # EZO -------------------------------------------------------------------------
 
 EZO_MEASUREMENT = {"pH": "ph", "EC": "conductivity", "RTD": "temperature"}
+#: Stands in a reply for the value line, measured when the reply goes out.
+READING = "<reading>"
 
 
 class EzoDevice(Device):
@@ -204,7 +212,11 @@ class EzoDevice(Device):
             if status is not None and (self.ok_enabled or status not in ("*OK", "*ER")):
                 reply.append(status)
             if reply:
-                self.send_later(delay, b"".join(r.encode() + ezo.CR for r in reply))
+                self.send_later(delay, functools.partial(self._render, reply))
+
+    def _render(self, reply: list[str]) -> bytes:
+        lines = (self._reading_line() if r == READING else r.encode() for r in reply)
+        return b"".join(line + ezo.CR for line in lines)
 
     def _respond(self, line: str) -> tuple[float, list[str]]:
         """(processing time, reply lines) for one command."""
@@ -212,12 +224,12 @@ class EzoDevice(Device):
         cmd = cmd.upper()
         quick = ezo.COMMAND_TIME
         if cmd == "R" and not arg:
-            return ezo.READ_TIME[self.circuit], [self._reading_line().decode(), "*OK"]
+            return ezo.READ_TIME[self.circuit], [READING, "*OK"]
         if cmd == "RT" and self.circuit != "RTD":
             if (t := _number(arg)) is None:
                 return quick, ["*ER"]
             self.compensation = t
-            return ezo.READ_TIME[self.circuit], [self._reading_line().decode(), "*OK"]
+            return ezo.READ_TIME[self.circuit], [READING, "*OK"]
         if cmd == "T" and self.circuit != "RTD":
             if arg == "?":
                 return quick, [f"?T,{self.compensation:.2f}", "*OK"]
