@@ -101,10 +101,15 @@ class ServerConfig(_Model):
     history: int = Field(default=1000, ge=0)
     #: None: derived from the open-file limit at run time.
     max_connections: int | None = Field(default=None, ge=1)
+    #: Client actions per second per connection (a token bucket); a refresh costs 5.
+    action_rate: float = Field(default=20.0, gt=0)
+    action_burst: int = Field(default=40, ge=5)
 
 
 class AuthConfig(_Model):
-    jwt_secret: str = Field(default="", repr=False)  # empty: no auth
+    jwt_secret: str = Field(default="", repr=False)  # empty: no auth (unless a public key)
+    #: PEM text of a public key (RS256/ES256 tokens from the control room), or a file's path.
+    jwt_public_key: str = ""
 
 
 class StorageConfig(_Model):

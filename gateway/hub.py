@@ -1,7 +1,9 @@
 """Fan-out: the one place that sends messages to WebSocket clients.
 
 A message is encoded to JSON and framed as a WebSocket text frame once, then
-the same bytes go to every client. ``publish`` never awaits a client: a client
+the same bytes go to every client that takes that form of it (with or without
+a ``channel`` key, compressed or not: at most four forms, each built once and
+only if some client wants it). ``publish`` never awaits a client: a client
 whose socket keeps up gets the frame written straight to its transport; one
 that is behind (its transport paused at the high-water mark) gets the frame in
 a small queue of its own, drained by its own writer task. So a client that
@@ -22,6 +24,7 @@ import json
 import logging
 import struct
 import time
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_SLOW = 4008
 STREAMS = ("alerts", "sensors")
+Variant = tuple[bool, int]  # (tagged with its channel, deflate window bits or 0)
 
 
 def utc_timestamp(now: float | None = None) -> str:
@@ -45,16 +49,45 @@ def encode(message: Mapping[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def text_frame(payload: bytes) -> bytes:
+def text_frame(payload: bytes, *, compressed: bool = False) -> bytes:
     """A whole, unmasked server-to-client text frame (RFC 6455, section 5.2)."""
+    first = 0xC1 if compressed else 0x81  # FIN, (RSV1: per-message deflate), text
     size = len(payload)
     if size < 126:
-        header = struct.pack("!BB", 0x81, size)
+        header = struct.pack("!BB", first, size)
     elif size < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 126, size)
+        header = struct.pack("!BBH", first, 126, size)
     else:
-        header = struct.pack("!BBQ", 0x81, 127, size)
+        header = struct.pack("!BBQ", first, 127, size)
     return header + payload
+
+
+def deflate(payload: bytes, window_bits: int) -> bytes:
+    """A permessage-deflate payload (RFC 7692) that needs no earlier message to inflate.
+
+    Every frame is compressed on its own, so one compressed frame serves every
+    client: a receiver may keep its window, the sender need not use it.
+    """
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -max(9, min(15, window_bits)))
+    data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return data[:-4] if data.endswith(b"\x00\x00\xff\xff") else data
+
+
+def frame_of(message: Mapping[str, Any], channel: str | None, window_bits: int) -> bytes:
+    """``message`` in the form one client takes: tagged and/or compressed."""
+    payload = encode({**message, "channel": channel} if channel is not None else message)
+    if window_bits:
+        return text_frame(deflate(payload, window_bits), compressed=True)
+    return text_frame(payload)
+
+
+def stamp(message: Mapping[str, Any], seq: int | None = None) -> dict[str, Any]:
+    """``type`` and ``timestamp`` first, then ``seq`` if given, then the rest."""
+    stamped: dict[str, Any] = {"type": message["type"], "timestamp": utc_timestamp()}
+    if seq is not None:
+        stamped["seq"] = seq
+    stamped.update((k, v) for k, v in message.items() if k != "type")
+    return stamped
 
 
 class Client:
@@ -69,18 +102,23 @@ class Client:
         cut_off: Callable[[int, str], None],
         limit: int = 256,
         stall_timeout: float = 10.0,
+        window_bits: int = 0,
+        on_late_write: Callable[[float], None] | None = None,
         name: str = "client",
     ) -> None:
         self.transport = transport
         self.name = name
         self.limit = limit
         self.stall_timeout = stall_timeout
+        #: Negotiated permessage-deflate window (0: the client takes plain frames).
+        self.window_bits = window_bits
         self.sent = 0
         self.closed = False
         self._paused = paused
         self._drain = drain
         self._cut_off = cut_off
-        self._pending: deque[tuple[str | None, bytes]] = deque()
+        self._on_late_write = on_late_write
+        self._pending: deque[tuple[str | None, bytes, float]] = deque()
         self._writer: asyncio.Task[None] | None = None
 
     @property
@@ -99,14 +137,14 @@ class Client:
             self.sent += 1
             return
         if conflate is not None:
-            for index, (key, _) in enumerate(self._pending):
+            for index, (key, _, _) in enumerate(self._pending):
                 if key == conflate:
                     del self._pending[index]
                     break
-        elif sum(key is None for key, _ in self._pending) >= self.limit:
+        elif sum(key is None for key, _, _ in self._pending) >= self.limit:
             self.drop(f"more than {self.limit} messages pending")
             return
-        self._pending.append((conflate, frame))
+        self._pending.append((conflate, frame, time.perf_counter()))
         if self._writer is None:
             self._writer = asyncio.create_task(
                 self._write_pending(), name=f"hub.{self.name}.writer"
@@ -133,7 +171,7 @@ class Client:
     async def _write_pending(self) -> None:
         try:
             while self._pending and not self.closed:
-                must_deliver = any(key is None for key, _ in self._pending)
+                must_deliver = any(key is None for key, _, _ in self._pending)
                 try:
                     async with asyncio.timeout(self.stall_timeout if must_deliver else None):
                         await self._drain()
@@ -144,9 +182,11 @@ class Client:
                     self.closed = True
                     return
                 while self._pending and not self._paused() and not self.closed:
-                    _, frame = self._pending.popleft()
+                    _, frame, queued_at = self._pending.popleft()
                     self.transport.write(frame)
                     self.sent += 1
+                    if self._on_late_write is not None:
+                        self._on_late_write(time.perf_counter() - queued_at)
         finally:
             self._writer = None
 
@@ -156,11 +196,16 @@ class Stream:
     """One broadcast stream: its clients, its seq, and the recent news for replay."""
 
     name: str
-    history: deque[tuple[int, bytes]]
+    history: deque[tuple[int, dict[str, Any], bytes]]
     seq: int = 0
-    clients: set[Client] = field(default_factory=set)
+    groups: dict[Variant, set[Client]] = field(default_factory=dict)
+    _news: asyncio.Future[None] | None = None
 
-    def since(self, seq: int) -> list[bytes] | None:
+    @property
+    def clients(self) -> set[Client]:
+        return set().union(*self.groups.values()) if self.groups else set()
+
+    def since(self, seq: int, variant: Variant = (False, 0)) -> list[bytes] | None:
         """The frames after ``seq``, or None where they are no longer all held."""
         if seq > self.seq:
             return None  # from before a restart: this seq means nothing now
@@ -168,11 +213,27 @@ class Stream:
             return []
         if not self.history or self.history[0][0] > seq + 1:
             return None
-        return [frame for s, frame in self.history if s > seq]
+        tagged, bits = variant
+        return [
+            frame if variant == (False, 0) else frame_of(msg, self.name if tagged else None, bits)
+            for s, msg, frame in self.history
+            if s > seq
+        ]
+
+    async def news_after(self, seq: int) -> None:
+        """Return once the stream's seq is past ``seq`` (for long polls)."""
+        while self.seq <= seq:
+            if self._news is None or self._news.done():
+                self._news = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._news)
+
+    def announce(self) -> None:
+        if self._news is not None and not self._news.done():
+            self._news.set_result(None)
 
 
 class Hub:
-    """Streams by name; ``publish`` frames a message once and offers it to every client."""
+    """Streams by name; ``publish`` frames a message once per form and offers it to all."""
 
     def __init__(
         self,
@@ -186,7 +247,7 @@ class Hub:
 
     @property
     def connections(self) -> int:
-        return sum(len(s.clients) for s in self.streams.values())
+        return len(set().union(*(s.clients for s in self.streams.values())))
 
     def publish(
         self,
@@ -196,43 +257,49 @@ class Hub:
         news: bool = True,
         conflate: str | None = None,
     ) -> dict[str, Any]:
-        """Stamp, encode and frame ``message`` once, then offer it to every client.
+        """Stamp, encode and frame ``message``, then offer it to every client.
 
         News (``update``, ``dismissed``, ``sensor_update``) gets the stream's next
         ``seq`` and is kept for replay; heartbeats are not news.
         """
         target = self.streams[stream]
-        stamped = {"type": message["type"], "timestamp": utc_timestamp()}
         if news:
             target.seq += 1
-            stamped["seq"] = target.seq
-        stamped.update((k, v) for k, v in message.items() if k != "type")
-        frame = text_frame(encode(stamped))
+        stamped = stamp(message, target.seq if news else None)
+        plain = text_frame(encode(stamped))
         if news:
-            target.history.append((target.seq, frame))
+            target.history.append((target.seq, stamped, plain))
         started = time.perf_counter()
-        for client in list(target.clients):
-            client.send(frame, conflate)
+        sent = 0
+        for (tagged, bits), clients in target.groups.items():
+            if not clients:
+                continue
+            frame = (
+                plain
+                if not (tagged or bits)
+                else frame_of(stamped, stream if tagged else None, bits)
+            )
+            for client in clients:  # nothing in send() adds or removes clients
+                client.send(frame, conflate)
+            sent += len(clients)
+        if news:
+            target.announce()
         if self._on_publish is not None:
-            self._on_publish(stream, len(target.clients), time.perf_counter() - started)
+            self._on_publish(stream, sent, time.perf_counter() - started)
         return stamped
 
-    def attach(self, stream: str, client: Client, opening: Iterable[bytes]) -> None:
+    def attach(
+        self, stream: str, client: Client, opening: Iterable[bytes], *, tagged: bool = False
+    ) -> None:
         """Send ``opening`` frames and subscribe, with no await in between (no gap)."""
         for frame in opening:
             client.send(frame)
-        self.streams[stream].clients.add(client)
+        variant = (tagged, client.window_bits)
+        self.streams[stream].groups.setdefault(variant, set()).add(client)
 
     def detach(self, stream: str, client: Client) -> None:
-        self.streams[stream].clients.discard(client)
+        for clients in self.streams[stream].groups.values():
+            clients.discard(client)
 
-    def frame(self, stream: str, message: dict[str, Any], *, seq: bool = False) -> bytes:
-        """Frame a message for one client (pong, refresh, initial...), stamped now.
-
-        ``seq=True`` labels it with the stream's latest seq, as ``initial`` is.
-        """
-        stamped: dict[str, Any] = {"type": message["type"], "timestamp": utc_timestamp()}
-        if seq:
-            stamped["seq"] = self.streams[stream].seq
-        stamped.update((k, v) for k, v in message.items() if k != "type")
-        return text_frame(encode(stamped))
+    def subscribed(self, stream: str, client: Client) -> bool:
+        return any(client in clients for clients in self.streams[stream].groups.values())

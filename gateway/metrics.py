@@ -103,6 +103,20 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.delivery_seconds = Histogram(
+            "gateway_ws_delivery_seconds",
+            "Publish to written to the client's socket: one sample per broadcast for the "
+            "clients written at once, one per queued message for those that were behind",
+            buckets=BROADCAST_BUCKETS,
+            registry=self.registry,
+        )
+        self.loop_lag_seconds = Histogram(
+            "gateway_event_loop_lag_seconds",
+            "How late the event loop woke a task that asked to sleep",
+            buckets=BROADCAST_BUCKETS,
+            registry=self.registry,
+        )
+
     def watch(
         self,
         buses: Callable[[], Mapping[str, Mapping[str, int]]],
@@ -115,6 +129,7 @@ class Metrics:
     def published(self, stream: str, clients: int, seconds: float) -> None:
         self.messages_sent.labels(stream).inc(clients)
         self.broadcast_seconds.labels(stream).observe(seconds)
+        self.delivery_seconds.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -7,16 +7,20 @@ its shutdown closes every WebSocket with 1001 before stopping them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import json
 import resource
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from drivers.sensors import MEASUREMENTS
+from gateway.auth import Authenticator, claims_subject, security_middleware
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
 from gateway.service import Gateway
@@ -29,6 +33,7 @@ SIM_SCHEME = "sim://"
 #: File descriptors kept back from WebSocket clients (serial ports, SQLite, logs).
 FD_RESERVE = 64
 HISTORY_LIMIT = 10000
+LONG_POLL_MAX = 60.0
 
 PLACEHOLDER_PAGE = """<!doctype html>
 <html lang="es"><head><meta charset="utf-8"><title>sensor-gateway</title></head>
@@ -50,11 +55,9 @@ def connection_cap(configured: int | None) -> int:
 def not_yet_supported(config: Config) -> list[str]:
     """Settings this version accepts but cannot honour: refusing beats pretending.
 
-    A gateway that was told to require tokens must not quietly serve without them.
+    A gateway told to publish to a broker must not quietly keep its data to itself.
     """
     problems = []
-    if config.auth.jwt_secret:
-        problems.append("auth.jwt_secret: token authentication is not in this version yet")
     if config.mqtt.url:
         problems.append("mqtt.url: the MQTT uplink is not in this version yet")
     return problems
@@ -87,7 +90,15 @@ def build_app(
     simulate: bool = False,
     sim_time_scale: float = 1.0,
 ) -> web.Application:
-    app = web.Application()
+    try:
+        authenticator = Authenticator(config.auth.jwt_secret, config.auth.jwt_public_key)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(
+            [f"auth.jwt_public_key: not a PEM public key or its file: {exc}"]
+        ) from None
+    app = web.Application(
+        middlewares=[security_middleware(authenticator, config.server.allowed_origins)]
+    )
     app[SOCKETS] = set()
     app[CUTTING] = set()
     cap = connection_cap(config.server.max_connections)
@@ -123,6 +134,7 @@ def build_app(
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_all)
     app.router.add_get("/", index)
+    app.router.add_get("/ws", stream_handler(None))
     app.router.add_get("/ws/alerts", stream_handler("alerts"))
     app.router.add_get("/ws/sensors", stream_handler("sensors"))
     app.router.add_get("/api/alerts", list_alerts)
@@ -194,11 +206,40 @@ async def sensor_history(request: web.Request) -> web.Response:
 
 
 async def alert_summary(request: web.Request) -> web.Response:
-    return web.json_response(request.app[GATEWAY].summary)
+    """The counts, for clients that cannot hold a WebSocket (ETag; ``?wait=&since=``)."""
+    return await _pollable(request, "alerts", lambda: request.app[GATEWAY].summary)
 
 
 async def sensors_latest(request: web.Request) -> web.Response:
-    return web.json_response(request.app[GATEWAY].latest_sensor_data())
+    """The data of the last sensor_update (ETag; ``?wait=&since=``)."""
+    return await _pollable(request, "sensors", request.app[GATEWAY].latest_sensor_data)
+
+
+async def _pollable(request: web.Request, stream: str, body: Callable[[], object]) -> web.Response:
+    """A polling fallback with the WebSocket's seq: ``X-Seq``, an ETag, and long polls.
+
+    ``?wait=25&since=<seq>`` answers as soon as the stream has news after ``seq``,
+    or after ``wait`` seconds (at most 60) with what there is then.
+    """
+    news = request.app[GATEWAY].hub.streams[stream]
+    wait_raw, since_raw = request.query.get("wait"), request.query.get("since")
+    if wait_raw is not None:
+        try:
+            wait = min(LONG_POLL_MAX, float(wait_raw))
+            since = int(since_raw) if since_raw is not None else news.seq
+        except ValueError:
+            raise web.HTTPBadRequest(
+                text="wait: seconds (number); since: a seq (integer)"
+            ) from None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, wait)):
+                await news.news_after(since)
+    text = json.dumps(body())
+    etag = '"' + hashlib.blake2b(text.encode(), digest_size=8).hexdigest() + '"'
+    headers = {"ETag": etag, "X-Seq": str(news.seq), "Cache-Control": "no-cache"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.Response(text=text, content_type="application/json", headers=headers)
 
 
 def _unprocessable(detail: str) -> web.Response:
@@ -217,7 +258,7 @@ async def dismiss(request: web.Request) -> web.Response:
         return _unprocessable('alert_id: expected a non-empty string, as in {"alert_id": "..."}')
     if unknown := sorted(set(body) - {"alert_id"}):
         return _unprocessable(f"unknown key {unknown[0]!r}: only alert_id is expected")
-    if not await request.app[GATEWAY].dismiss(alert_id):
+    if not await request.app[GATEWAY].dismiss(alert_id, claims_subject(request.get("claims"))):
         return web.json_response(
             {"error": "not_found", "detail": f"no active alert {alert_id!r}"}, status=404
         )

@@ -128,6 +128,7 @@ class Gateway:
             for name, (interval, job) in jobs.items()
         ]
         self._tasks.append(asyncio.create_task(self._write_alerts(), name="gateway.alert-writer"))
+        self._tasks.append(asyncio.create_task(self._watch_loop(), name="gateway.loop-lag"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -141,6 +142,14 @@ class Gateway:
         if self.store.is_open:
             await self.store_readings()
             await self.store.close()
+
+    async def _watch_loop(self, interval: float = 0.5) -> None:
+        """Measure how late the event loop wakes a sleeper: the whole server's latency floor."""
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(interval)
+            self.metrics.loop_lag_seconds.observe(max(0.0, loop.time() - asked - interval))
 
     @staticmethod
     async def _every(interval: float, job: Callable[[], Any]) -> None:

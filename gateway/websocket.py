@@ -1,9 +1,11 @@
-"""The WebSocket endpoints ``/ws/alerts`` and ``/ws/sensors``: the seed's protocol.
+"""The WebSocket endpoints: ``/ws/alerts``, ``/ws/sensors`` and ``/ws`` (channels).
 
 On connect a client gets the stream's opening message (``initial`` counts, or a
 ``sensor_update``), or, with ``?since=<seq>``, the news it missed. It may send
-``{"action": "ping"}`` and ``{"action": "refresh"}``; anything else is answered
-with an ``error`` message and the connection stays open.
+``ping`` and ``refresh``; on ``/ws`` also ``subscribe`` and ``unsubscribe`` to
+channels, and every message there carries its ``channel``. Anything else is
+answered with an ``error`` message and the connection stays open. Refusals
+(token, Origin, capacity, a bad ``since``) happen before the upgrade, as HTTP.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from gateway.hub import CLOSE_GOING_AWAY, Client
+from gateway.auth import SUBPROTOCOL, origin_allowed
+from gateway.hub import CLOSE_GOING_AWAY, Client, Variant, frame_of, stamp
 from gateway.service import Gateway
 
 log = logging.getLogger("gateway.websocket")
@@ -24,74 +28,226 @@ log = logging.getLogger("gateway.websocket")
 GATEWAY = web.AppKey("gateway", Gateway)
 SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
 CUTTING = web.AppKey("cutting", set[asyncio.Task[None]])
-SUBPROTOCOL = "gateway.v1"
 CLOSE_TIMEOUT = 2.0
+CLOSE_POLICY = 1008
+CLOSE_TOKEN_EXPIRED = 4001
 #: WebSocket pings (which find dead peers) go out with the heartbeat, but never
 #: more often than this: a peer gets half the interval to answer.
 MIN_PING_INTERVAL = 5.0
+REFRESH_COST = 5
 
 
-def _opening(gateway: Gateway, stream: str, since: int | None) -> list[bytes]:
-    """What a client is sent first: the news it missed, or the current state."""
-    hub = gateway.hub
-    missed = hub.streams[stream].since(since) if since is not None else None
-    # A sensors client that missed nothing still gets the current readings.
-    if missed is not None and (missed or stream == "alerts"):
-        return missed
-    return [hub.frame(stream, _current(gateway, stream), seq=True)]
+class RateLimit:
+    """A token bucket: ``rate`` actions a second, bursts of ``burst``."""
 
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+        self.refused_in_a_row = 0
+        self.warned_at = float("-inf")
 
-def _current(gateway: Gateway, stream: str) -> dict[str, Any]:
-    if stream == "alerts":
-        return {"type": "initial", "data": gateway.summary}
-    return {"type": "sensor_update", "data": gateway.readings.snapshot()}
-
-
-def _reply(gateway: Gateway, stream: str, text: str) -> dict[str, Any]:
-    """The answer to one client message."""
-    try:
-        message = json.loads(text)
-    except ValueError as exc:
-        return _error("invalid_json", f"not JSON: {exc}")
-    if not isinstance(message, dict):
-        return _error("invalid_message", 'expected a JSON object such as {"action": "ping"}')
-    action = message.get("action")
-    if not isinstance(action, str):
-        return _error("missing_action", 'expected an "action" string: "ping" or "refresh"')
-    log.debug("[WebSocket] Message received: %s", action)
-    if action == "ping":
-        return {"type": "pong"}
-    if action == "refresh":
-        current = _current(gateway, stream)
-        return {"type": "refresh", "data": current["data"]}
-    return _error("unknown_action", f"unknown action {action[:40]!r}: use ping or refresh")
+    def allow(self, cost: int = 1) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= cost:
+            self.tokens -= cost
+            self.refused_in_a_row = 0
+            return True
+        self.refused_in_a_row += 1
+        return False
 
 
 def _error(code: str, detail: str) -> dict[str, Any]:
     return {"type": "error", "error": code, "detail": detail}
 
 
-def _since(request: web.Request) -> int | None:
-    raw = request.query.get("since")
+def _since(raw: object) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit():
-        raise web.HTTPBadRequest(text=f"since: expected a non-negative integer seq, got {raw!r}")
-    return int(raw)
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    if isinstance(raw, str) and raw.isdigit():
+        return int(raw)
+    raise ValueError(f"since: expected a non-negative integer seq, got {raw!r}")
 
 
-def stream_handler(stream: str) -> Any:
+class Connection:
+    """One client: its hub Client, its channels, its rate limit, its token's expiry."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, fixed: str | None) -> None:
+        self.app = request.app
+        self.gateway = gateway = request.app[GATEWAY]
+        self.ws = ws
+        self.fixed = fixed  # the one stream of /ws/alerts or /ws/sensors; None on /ws
+        server = gateway.config.server
+        self.limit = RateLimit(server.action_rate, server.action_burst)
+        transport = request.transport
+        assert transport is not None
+        self.transport = transport
+        protocol = request.protocol
+        window = ws.compress
+        self.client = Client(
+            transport,
+            paused=lambda: protocol.writing_paused,
+            drain=request.writer.drain,
+            cut_off=self.cut_off,
+            limit=server.client_queue,
+            window_bits=window if isinstance(window, int) and not isinstance(window, bool) else 0,
+            on_late_write=gateway.metrics.delivery_seconds.observe,
+            name=f"{fixed or 'ws'}@{request.remote}",
+        )
+        self.channels: set[str] = set()
+
+    @property
+    def variant(self) -> Variant:
+        return (self.fixed is None, self.client.window_bits)
+
+    def reply(self, message: dict[str, Any], channel: str | None = None) -> None:
+        """A message for this client alone; on /ws it names its channel (or null)."""
+        if self.fixed is None:
+            message = {**message, "channel": channel}
+        self.client.send(frame_of(stamp(message), None, self.client.window_bits))
+
+    def subscribe(self, stream: str, since: int | None) -> None:
+        """The opening of ``stream`` (the news missed, or its current state), then live."""
+        hub = self.gateway.hub
+        missed = hub.streams[stream].since(since, self.variant) if since is not None else None
+        if missed is not None and (missed or stream == "alerts"):
+            opening = missed
+        else:
+            current = self.current(stream, "initial" if stream == "alerts" else "sensor_update")
+            tag = stream if self.fixed is None else None
+            opening = [
+                frame_of(stamp(current, hub.streams[stream].seq), tag, self.client.window_bits)
+            ]
+        hub.attach(stream, self.client, opening, tagged=self.fixed is None)
+        self.channels.add(stream)
+        self.gateway.metrics.connections.labels(stream).inc()
+
+    def unsubscribe(self, stream: str) -> None:
+        if stream in self.channels:
+            self.gateway.hub.detach(stream, self.client)
+            self.channels.discard(stream)
+            self.gateway.metrics.connections.labels(stream).dec()
+
+    def current(self, stream: str, kind: str) -> dict[str, Any]:
+        if stream == "alerts":
+            return {"type": kind, "data": self.gateway.summary}
+        return {"type": kind, "data": self.gateway.readings.snapshot()}
+
+    def handle(self, text: str) -> None:
+        """Answer one client message."""
+        try:
+            message = json.loads(text)
+        except ValueError as exc:
+            return self.reply(_error("invalid_json", f"not JSON: {exc}"))
+        if not isinstance(message, dict):
+            return self.reply(
+                _error("invalid_message", 'expected an object, e.g. {"action": "ping"}')
+            )
+        action = message.get("action")
+        if not isinstance(action, str):
+            return self.reply(_error("missing_action", 'expected an "action" string'))
+        log.debug("[WebSocket] Message received: %s", action)
+        if not self.limit.allow(REFRESH_COST if action == "refresh" else 1):
+            return self.refused()
+        if action == "ping":
+            return self.reply({"type": "pong"})
+        channel = self.fixed or message.get("channel")
+        known = (
+            ("ping", "refresh") if self.fixed else ("ping", "refresh", "subscribe", "unsubscribe")
+        )
+        if action not in known:
+            return self.reply(
+                _error("unknown_action", f"unknown action {action[:40]!r}: use {', '.join(known)}")
+            )
+        if channel not in self.gateway.hub.streams:
+            channels = ", ".join(self.gateway.hub.streams)
+            return self.reply(
+                _error("unknown_channel", f"channel {str(channel)[:40]!r}: use {channels}"),
+                str(channel)[:40],
+            )
+        if action == "refresh":
+            return self.reply(
+                {"type": "refresh", "data": self.current(channel, "refresh")["data"]}, channel
+            )
+        if action == "unsubscribe":
+            self.unsubscribe(channel)
+            return self.reply({"type": "unsubscribed"}, channel)
+        try:
+            since = _since(message.get("since"))
+        except ValueError as exc:
+            return self.reply(_error("invalid_since", str(exc)), channel)
+        self.reply({"type": "subscribed"}, channel)
+        if channel not in self.channels:
+            self.subscribe(channel, since)
+
+    def refused(self) -> None:
+        """Over the rate limit: warn (once a second); close 1008 if it goes on."""
+        if self.limit.refused_in_a_row >= self.limit.burst:
+            self.cut_off(CLOSE_POLICY, "too many messages")
+            return
+        now = time.monotonic()
+        if now - self.limit.warned_at >= 1.0:
+            self.limit.warned_at = now
+            rate = self.limit.rate
+            self.reply(_error("rate_limited", f"at most {rate:g} actions a second; slow down"))
+
+    def cut_off(self, code: int, reason: str) -> None:
+        if code != CLOSE_GOING_AWAY:
+            for stream in self.channels or {self.fixed or "ws"}:
+                self.gateway.metrics.clients_dropped.labels(stream).inc()
+        self.client.closed = True
+        task = asyncio.create_task(
+            _cut_off(self.ws, self.transport, code, reason), name="ws.cut-off"
+        )
+        self.app[CUTTING].add(task)
+        task.add_done_callback(self.app[CUTTING].discard)
+
+    def expire_at(self, claims: dict[str, Any] | None) -> asyncio.TimerHandle | None:
+        """Close 4001 when the token expires."""
+        exp = (claims or {}).get("exp")
+        if not isinstance(exp, int | float):
+            return None
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, float(exp) - time.time())
+        return loop.call_later(delay, self.cut_off, CLOSE_TOKEN_EXPIRED, "token expired")
+
+    async def run(self) -> None:
+        async for message in self.ws:
+            if message.type is WSMsgType.TEXT:
+                self.handle(message.data)
+            elif message.type is WSMsgType.BINARY:
+                self.reply(_error("binary_not_supported", "send JSON text frames, not binary"))
+            else:
+                break
+
+    async def close(self) -> None:
+        for stream in list(self.channels):
+            self.unsubscribe(stream)
+        await self.client.close()
+
+
+def stream_handler(stream: str | None) -> Any:
+    """The handler of ``/ws/<stream>``, or of ``/ws`` (channels) for None."""
+
     async def handler(request: web.Request) -> web.StreamResponse:
-        return await serve_stream(request, stream)
+        return await serve(request, stream)
 
     return handler
 
 
-async def serve_stream(request: web.Request, stream: str) -> web.StreamResponse:
+async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
     app = request.app
-    gateway = app[GATEWAY]
-    server = gateway.config.server
-    since = _since(request)
+    server = app[GATEWAY].config.server
+    if not origin_allowed(request, server.allowed_origins):
+        raise web.HTTPForbidden(text=f"origin {request.headers.get('Origin')!r} is not allowed")
+    try:
+        since = _since(request.query.get("since"))
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
     if len(app[SOCKETS]) >= (server.max_connections or 0):
         raise web.HTTPServiceUnavailable(text="connection limit reached; try again later")
     ws = web.WebSocketResponse(
@@ -102,44 +258,19 @@ async def serve_stream(request: web.Request, stream: str) -> web.StreamResponse:
         heartbeat=max(server.heartbeat_interval, MIN_PING_INTERVAL),
     )
     await ws.prepare(request)
-    transport = request.transport
-    assert transport is not None
-    protocol = request.protocol
-
-    def cut_off(code: int, reason: str) -> None:
-        gateway.metrics.clients_dropped.labels(stream).inc()
-        task = asyncio.create_task(
-            _cut_off(ws, transport, code, reason), name=f"ws.{stream}.cut-off"
-        )
-        app[CUTTING].add(task)
-        task.add_done_callback(app[CUTTING].discard)
-
-    client = Client(
-        transport,
-        paused=lambda: protocol.writing_paused,
-        drain=request.writer.drain,
-        cut_off=cut_off,
-        limit=server.client_queue,
-        name=f"{stream}@{request.remote}",
-    )
-    gateway.hub.attach(stream, client, _opening(gateway, stream, since))
+    connection = Connection(request, ws, fixed)
+    if fixed is not None:
+        connection.subscribe(fixed, since)
+    expiry = connection.expire_at(request.get("claims"))
     app[SOCKETS].add(ws)
-    gateway.metrics.connections.labels(stream).inc()
     log.info("[WebSocket] Connected. Total connections: %d", len(app[SOCKETS]))
     try:
-        async for message in ws:
-            if message.type is WSMsgType.TEXT:
-                reply = _reply(gateway, stream, message.data)
-            elif message.type is WSMsgType.BINARY:
-                reply = _error("binary_not_supported", "send JSON text frames, not binary")
-            else:
-                break
-            client.send(gateway.hub.frame(stream, reply))
+        await connection.run()
     finally:
-        gateway.hub.detach(stream, client)
-        await client.close()
+        if expiry is not None:
+            expiry.cancel()
+        await connection.close()
         app[SOCKETS].discard(ws)
-        gateway.metrics.connections.labels(stream).dec()
         log.info("[WebSocket] Disconnected. Total connections: %d", len(app[SOCKETS]))
     return ws
 

@@ -143,12 +143,12 @@ async def test_simulated_ports_need_simulate(tmp_path: Path) -> None:
 
 
 async def test_settings_not_yet_honoured_are_refused(tmp_path: Path) -> None:
-    """Told to require tokens, the gateway must not quietly serve without them."""
+    """Told to publish to a broker, the gateway must not quietly keep its data to itself."""
     path = write_config(tmp_path)
-    text = path.read_text().replace("[server]", '[auth]\njwt_secret = "s3cret"\n\n[server]')
+    text = path.read_text().replace("[server]", '[mqtt]\nurl = "mqtt://127.0.0.1:1883"\n\n[server]')
     path.write_text(text)
     code, _, err = await finished(
         await gateway("run", "-c", str(path), "--simulate", "--port", "0", cwd=tmp_path)
     )
     assert code == 1
-    assert "auth.jwt_secret:" in err
+    assert "mqtt.url:" in err
