@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 import jwt
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 
 SUBPROTOCOL = "gateway.v1"
 BEARER = "bearer."
@@ -162,18 +161,26 @@ def redact(text: str) -> str:
     return _TOKEN_IN_QUERY.sub(r"\1[redacted]", text)
 
 
-class AccessLogger(AbstractAccessLogger):
-    """One line per request, like aiohttp's, with any ``?token=`` redacted."""
+class RedactTokens(logging.Filter):
+    """Rewrites any ``token=...`` in a log record before it is written anywhere."""
 
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
-            '%s "%s %s" %s %.1f ms',
-            request.remote,
-            request.method,
-            redact(request.path_qs),
-            response.status,
-            time * 1000,
-        )
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = redact(message), ()
+        return True
+
+
+#: Loggers that write request lines: aiohttp's access and error logs, and ours.
+REDACTED_LOGGERS = ("aiohttp.access", "aiohttp.server", "aiohttp.web", "gateway")
+
+
+def install_redaction() -> None:
+    """Put the filter on every logger that could write a URL (once)."""
+    for name in REDACTED_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
 
 
 def claims_subject(claims: Mapping[str, Any] | None) -> str | None:

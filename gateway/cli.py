@@ -20,7 +20,6 @@ from typing import NoReturn
 from aiohttp import web
 
 from drivers.errors import PortDisconnected
-from gateway.auth import AccessLogger
 from gateway.config import Config, ConfigError, dump_config, load_config
 from gateway.server import build_app, not_yet_supported, resolve_ports
 from simulators.control import control_app
@@ -184,7 +183,7 @@ async def serve(config: Config, *, simulate: bool = False) -> int:
         app = build_app(config, simulate=simulate)
     except ConfigError as exc:
         return _report(exc)
-    runner = web.AppRunner(app, handle_signals=False, access_log_class=AccessLogger)
+    runner = web.AppRunner(app, handle_signals=False)
     try:
         await runner.setup()
     except PortDisconnected as exc:

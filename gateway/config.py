@@ -51,6 +51,7 @@ ENV_PREFIX = "GATEWAY_"
 DEFAULT_NAME = "default.toml (embedded)"
 #: Sensor keys that mean something only on a modbus-rtu bus.
 MODBUS_KEYS = ("unit", "register", "register_type", "data_type", "word_order", "byte_order")
+MIN_SECRET_BYTES = 32  # RFC 7518: an HS256 key as long as the hash
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 _BOUNDS = ("critical_low", "warning_low", "info_low", "info_high", "warning_high", "critical_high")
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -106,8 +107,15 @@ class ServerConfig(_Model):
     action_burst: int = Field(default=40, ge=5)
 
 
+def _long_enough(secret: str) -> bool:
+    return not secret or len(secret.encode()) >= MIN_SECRET_BYTES
+
+
 class AuthConfig(_Model):
-    jwt_secret: str = Field(default="", repr=False)  # empty: no auth (unless a public key)
+    jwt_secret: Annotated[  # empty: no auth (unless a public key)
+        str,
+        _rule(_long_enough, "must be at least 32 bytes: make one with `openssl rand -hex 32`"),
+    ] = Field(default="", repr=False)
     #: PEM text of a public key (RS256/ES256 tokens from the control room), or a file's path.
     jwt_public_key: str = ""
 

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from drivers.sensors import MEASUREMENTS
-from gateway.auth import Authenticator, claims_subject, security_middleware
+from gateway.auth import Authenticator, claims_subject, install_redaction, security_middleware
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
 from gateway.service import Gateway
@@ -96,6 +96,7 @@ def build_app(
         raise ConfigError(
             [f"auth.jwt_public_key: not a PEM public key or its file: {exc}"]
         ) from None
+    install_redaction()  # ?token= never reaches a log line
     app = web.Application(
         middlewares=[security_middleware(authenticator, config.server.allowed_origins)]
     )

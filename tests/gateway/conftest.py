@@ -58,6 +58,8 @@ delay = {delay}
 stale_after = {stale_after}
 [thresholds.water_level]
 stale_after = {stale_after}
+
+{extra}
 """
 
 
@@ -70,6 +72,7 @@ def write_config(tmp_path: Path, **overrides: Any) -> Path:
         "stale_after": 5.0,
         "delay": 1,
         "server_extra": "",
+        "extra": "",
     }
     values.update(overrides)
     path = tmp_path / "gateway.toml"
@@ -88,9 +91,9 @@ Client = TestClient[web.Request, web.Application]
 def make_client(aiohttp_client: Callable[..., Any], tmp_path: Path) -> Callable[..., Any]:
     """Start a simulated gateway (options as in FAST_CONFIG) and return a test client."""
 
-    async def make(**overrides: Any) -> Client:
+    async def make(server_kwargs: dict[str, Any] | None = None, **overrides: Any) -> Client:
         app = build_app(fast_config(tmp_path, **overrides), simulate=True, sim_time_scale=0.0)
-        client: Client = await aiohttp_client(app)
+        client: Client = await aiohttp_client(app, server_kwargs=server_kwargs or {})
         pin(app[RIG])
         return client
 
