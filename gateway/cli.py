@@ -13,10 +13,12 @@ import logging
 import resource
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+import jwt
 from aiohttp import web
 
 from drivers.errors import PortDisconnected
@@ -85,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, metavar="FILE")
 
+    mint = commands.add_parser(
+        "token",
+        parents=[config_file],
+        help="mint an HS256 token for a dashboard or a script",
+        description="Print a JWT signed with auth.jwt_secret (from the config or "
+        "GATEWAY_AUTH__JWT_SECRET), for a dashboard, wscat or a bench script.",
+    )
+    mint.add_argument("--sub", required=True, help="who the token is for (kept in the history)")
+    mint.add_argument(
+        "--days", type=float, default=30.0, help="valid for this many days (default 30)"
+    )
+
     sim = commands.add_parser(
         "simulate",
         parents=[config_file, common],
@@ -121,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args.file)
+    if args.command == "token":
+        return mint_token(args.config, args.sub, args.days)
     level = getattr(logging, str(args.log_level).upper(), None)
     if not isinstance(level, int):
         print(f"{PROG}: --log-level: unknown level {args.log_level!r}", file=sys.stderr)
@@ -149,6 +165,22 @@ def check_config(path: Path) -> int:
     except ConfigError as exc:
         return _report(exc)
     print(dump_config(config))
+    return EXIT_OK
+
+
+def mint_token(path: Path | None, subject: str, days: float) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return _report(exc)
+    if not config.auth.jwt_secret:
+        print("auth.jwt_secret: not set, so the gateway accepts no tokens to mint", file=sys.stderr)
+        return EXIT_USAGE
+    if days <= 0:
+        print("--days: must be more than 0", file=sys.stderr)
+        return EXIT_USAGE
+    expires = int(time.time() + days * 86400)
+    print(jwt.encode({"sub": subject, "exp": expires}, config.auth.jwt_secret, algorithm="HS256"))
     return EXIT_OK
 
 

@@ -209,3 +209,18 @@ def test_a_short_secret_is_refused_at_configuration(tmp_path: Any) -> None:
     assert any(
         p.startswith("auth.jwt_secret: must be at least 32 bytes") for p in refused.value.problems
     )
+
+
+async def test_token_command_mints_what_the_gateway_accepts(tmp_path: Any) -> None:
+    import sys
+
+    env = {**os.environ, "GATEWAY_AUTH__JWT_SECRET": SECRET}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "token", "--sub", "wall-screen-1", "--days", "2",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 9)
+    assert process.returncode == 0
+    claims = jwt.decode(out.decode().strip(), SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "wall-screen-1"
+    assert 1.9 * 86400 < claims["exp"] - time.time() <= 2 * 86400
