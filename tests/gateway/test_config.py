@@ -512,7 +512,9 @@ def test_a_file_error_is_not_blamed_on_the_environment(tmp_path: Path) -> None:
 
 
 def test_dump_masks_the_secret() -> None:
-    config = load_config(environ={"GATEWAY_AUTH__JWT_SECRET": "hunter2-is-not-a-secret-but-is-long-enough"})
+    config = load_config(
+        environ={"GATEWAY_AUTH__JWT_SECRET": "hunter2-is-not-a-secret-but-is-long-enough"}
+    )
     assert config.auth.jwt_secret == "hunter2-is-not-a-secret-but-is-long-enough"
     text = dump_config(config)
     assert "hunter2-is-not-a-secret-but-is-long-enough" not in text

@@ -142,6 +142,8 @@ async def test_metrics(client: Client) -> None:
         'gateway_serial_errors_total{bus="rs485-1",kind="timeout"}',
         'gateway_sensor_value{measurement="ph"} 7.25',
         'gateway_alerts_active{severity="critical"} 0.0',
+        "gateway_ws_delivery_seconds_bucket",
+        "gateway_event_loop_lag_seconds_count",
     ):
         assert name in text, name
 
