@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import resource
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from drivers.sensors import MEASUREMENTS
+from drivers.sensors import MEASUREMENTS, UNITS
 from gateway.auth import Authenticator, claims_subject, install_redaction, security_middleware
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
@@ -33,16 +35,10 @@ SIM_SCHEME = "sim://"
 #: File descriptors kept back from WebSocket clients (serial ports, SQLite, logs).
 FD_RESERVE = 64
 HISTORY_LIMIT = 10000
+VERSION = importlib.metadata.version("sensor-gateway")
 LONG_POLL_MAX = 60.0
 
-PLACEHOLDER_PAGE = """<!doctype html>
-<html lang="es"><head><meta charset="utf-8"><title>sensor-gateway</title></head>
-<body><h1>sensor-gateway: {reservoir}</h1>
-<p>WebSocket: <code>/ws/sensors</code>, <code>/ws/alerts</code>.
-REST: <a href="/api/sensors/latest">/api/sensors/latest</a>,
-<a href="/api/alerts/summary">/api/alerts/summary</a>, <a href="/healthz">/healthz</a>,
-<a href="/metrics">/metrics</a>.</p></body></html>
-"""
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 def connection_cap(configured: int | None) -> int:
@@ -135,9 +131,11 @@ def build_app(
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_all)
     app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
     app.router.add_get("/ws", stream_handler(None))
     app.router.add_get("/ws/alerts", stream_handler("alerts"))
     app.router.add_get("/ws/sensors", stream_handler("sensors"))
+    app.router.add_get("/api/info", info)
     app.router.add_get("/api/alerts", list_alerts)
     app.router.add_get("/api/alerts/summary", alert_summary)
     app.router.add_get("/api/alerts/history", alert_history)
@@ -149,9 +147,28 @@ def build_app(
     return app
 
 
-async def index(request: web.Request) -> web.Response:
-    reservoir = request.app[GATEWAY].config.reservoir_id
-    return web.Response(text=PLACEHOLDER_PAGE.format(reservoir=reservoir), content_type="text/html")
+async def index(request: web.Request) -> web.FileResponse:
+    """The dashboard: a static page that talks to the API like any other client."""
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def info(request: web.Request) -> web.Response:
+    """What a dashboard needs to lay itself out: the site, its measurements, units, bounds."""
+    config = request.app[GATEWAY].config
+    watched = [s.measurement for bus in config.buses for s in bus.sensors]
+    return web.json_response(
+        {
+            "reservoir_id": config.reservoir_id,
+            "measurements": [m for m in MEASUREMENTS if m in watched],
+            "units": {m: UNITS[m] for m in MEASUREMENTS},
+            "thresholds": {
+                m: t.model_dump(exclude_none=True) for m, t in config.thresholds.items()
+            },
+            "sensor_interval": config.server.sensor_interval,
+            "simulated": RIG in request.app,
+            "version": VERSION,
+        }
+    )
 
 
 async def list_alerts(request: web.Request) -> web.Response:

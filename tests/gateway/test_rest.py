@@ -24,7 +24,16 @@ async def alert_client(client: Client) -> Client:
 async def test_index_page(client: Client) -> None:
     response = await client.get("/")
     assert response.status == 200
-    assert "EMBALSE_01" in await response.text()
+    assert response.content_type == "text/html"
+
+
+async def test_info_describes_the_site(client: Client) -> None:
+    info = await (await client.get("/api/info")).json()
+    assert info["reservoir_id"] == "EMBALSE_01"
+    assert info["measurements"] == ["ph", "water_level"]
+    assert info["units"]["conductivity"] == "µS/cm"
+    assert info["thresholds"]["ph"]["warning_high"] == 8.5
+    assert info["simulated"] is True
 
 
 async def test_alert_endpoints(alert_client: Client) -> None:
