@@ -22,8 +22,10 @@ import jwt
 from aiohttp import web
 
 from drivers.errors import PortDisconnected
+from gateway.client import GatewayClient
 from gateway.config import Config, ConfigError, dump_config, load_config
 from gateway.server import build_app, not_yet_supported, resolve_ports
+from gateway.watch import describe
 from simulators.control import control_app
 from simulators.rig import Rig
 
@@ -87,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, metavar="FILE")
 
+    watch = commands.add_parser(
+        "watch",
+        help="print the gateway's messages as they arrive",
+        description="Connect to a gateway and print each message as it arrives, reconnecting "
+        "(and resuming without a gap) like the dashboard does. URL: the gateway "
+        "(http://127.0.0.1:8000: alerts and sensors) or one stream (ws://.../ws/alerts).",
+    )
+    watch.add_argument("url", metavar="URL")
+    watch.add_argument("--token", metavar="T", help="a token, when the gateway requires one")
+    watch.add_argument("--json", action="store_true", help="print the raw JSON of each message")
+
     mint = commands.add_parser(
         "token",
         parents=[config_file],
@@ -137,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.file)
     if args.command == "token":
         return mint_token(args.config, args.sub, args.days)
+    if args.command == "watch":
+        return asyncio.run(watch_command(args.url, args.token, raw=args.json))
     level = getattr(logging, str(args.log_level).upper(), None)
     if not isinstance(level, int):
         print(f"{PROG}: --log-level: unknown level {args.log_level!r}", file=sys.stderr)
@@ -181,6 +196,26 @@ def mint_token(path: Path | None, subject: str, days: float) -> int:
         return EXIT_USAGE
     expires = int(time.time() + days * 86400)
     print(jwt.encode({"sub": subject, "exp": expires}, config.auth.jwt_secret, algorithm="HS256"))
+    return EXIT_OK
+
+
+async def watch_command(url: str, token: str | None, *, raw: bool) -> int:
+    if not url.startswith(("http://", "https://", "ws://", "wss://")):
+        print(
+            f"{PROG} watch: URL must start with http://, https://, ws:// or wss://", file=sys.stderr
+        )
+        return EXIT_USAGE
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        async with GatewayClient(url, token=token) as client:
+            async for item in client:
+                print(describe(item, raw=raw), flush=True)
+    except asyncio.CancelledError:
+        pass
     return EXIT_OK
 
 

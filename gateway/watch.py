@@ -1,0 +1,46 @@
+"""How ``sensor-gateway watch`` prints what arrives: one readable line per item."""
+
+from __future__ import annotations
+
+from drivers.sensors import MEASUREMENTS, UNITS
+from gateway.client import Item, Status
+from gateway.messages import Dismissed, Error, Initial, Refresh, SensorUpdate, Update
+
+
+def describe(item: Item, *, raw: bool = False) -> str:
+    if isinstance(item, Status):
+        attempt = f" (attempt {item.attempt})" if item.attempt else ""
+        return f"-- {item.state}{attempt}{': ' + item.detail if item.detail else ''}"
+    if raw:
+        return item.model_dump_json(exclude_none=True)
+    head = f"{item.timestamp[11:23] or '--:--:--.---'}  {item.channel or '':<7}"
+    seq = getattr(item, "seq", None)
+    head += f" #{seq:<5}" if isinstance(seq, int) else "       "
+    return f"{head} {_body(item)}"
+
+
+def _body(item: Item) -> str:
+    if isinstance(item, SensorUpdate) or (isinstance(item, Refresh) and _readings(item)):
+        data = item.data.model_dump()
+        parts = []
+        for name in MEASUREMENTS:
+            value = data.get(name)
+            unit = "" if name == "ph" else f" {UNITS[name]}"  # "ph 7.1", not "ph 7.1 pH"
+            shown = "offline" if value is None else f"{value:g}{unit}"
+            parts.append(f"{name} {shown}")
+        return f"{item.type}: " + ", ".join(parts)
+    if isinstance(item, Initial | Update | Refresh):
+        c = item.data.model_dump()
+        return (
+            f"{item.type}: {c.get('total')} active "
+            f"(critical {c.get('critical')}, warning {c.get('warning')}, info {c.get('info')})"
+        )
+    if isinstance(item, Dismissed):
+        return f"dismissed: {item.alert_id}"
+    if isinstance(item, Error):
+        return f"error {item.error}: {item.detail}"
+    return str(getattr(item, "type", item))
+
+
+def _readings(item: Refresh) -> bool:
+    return "total" not in item.data.model_dump()

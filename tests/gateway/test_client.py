@@ -1,0 +1,194 @@
+"""The Python client and `watch`, against a real gateway process, restarts included."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession
+
+from gateway.client import GatewayClient, Status, backoff
+from gateway.messages import Initial, SensorUpdate, Subscribed
+
+CONFIG = """
+data_dir = "{data_dir}"
+[server]
+port = {port}
+sensor_interval = 0.2
+heartbeat_interval = 30.0
+{extra}
+[[buses]]
+name = "rs485-1"
+port = "sim://modbus"
+protocol = "modbus-rtu"
+poll_interval = 0.1
+  [[buses.sensors]]
+  measurement = "water_level"
+  unit = 1
+  register = 0
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Gateway:
+    """A gateway process on a fixed port, so it can be stopped and started again."""
+
+    def __init__(self, tmp_path: Path, extra: str = "") -> None:
+        self.port = free_port()
+        self.config = tmp_path / "gateway.toml"
+        self.config.write_text(
+            CONFIG.format(data_dir=tmp_path / "data", port=self.port, extra=extra)
+        )
+        self.cwd = tmp_path
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "run", "-c", str(self.config), "--simulate",
+            cwd=self.cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        await asyncio.wait_for(self.process.stdout.readline(), 9.0)  # serving
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.process.wait(), 9.0)
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    running = Gateway(tmp_path)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+async def take(
+    client: GatewayClient, count: int, kind: type[Any], timeout: float = 5.0
+) -> list[Any]:
+    got: list[Any] = []
+    async with asyncio.timeout(timeout):
+        async for item in client:
+            if isinstance(item, kind):
+                got.append(item)
+                if len(got) == count:
+                    return got
+    return got
+
+
+def test_backoff_follows_the_seed_with_jitter() -> None:
+    for attempt, base in ((1, 3.0), (2, 6.0), (3, 9.0), (4, 12.0), (5, 15.0), (9, 15.0)):
+        waits = [backoff(attempt, 3.0) for _ in range(50)]
+        assert all(0.8 * base <= w <= 1.2 * base for w in waits)
+        assert len(set(waits)) > 1  # jittered: clients do not come back in lockstep
+
+
+async def test_typed_messages_from_both_channels(gateway: Gateway) -> None:
+    async with GatewayClient(gateway.url) as client:
+        items = [item async for item in _first(client, 5)]
+    assert isinstance(items[0], Status)
+    assert items[0].state == "connected"
+    assert any(isinstance(i, Subscribed) and i.channel == "alerts" for i in items)
+    assert any(isinstance(i, Initial) for i in items)
+    updates = [i for i in items if isinstance(i, SensorUpdate)]
+    assert updates
+    assert updates[0].data.reservoir_id == "EMBALSE_01"
+
+
+async def _first(client: GatewayClient, count: int) -> AsyncIterator[Any]:
+    async with asyncio.timeout(5):
+        n = 0
+        async for item in client:
+            yield item
+            n += 1
+            if n == count:
+                return
+
+
+async def test_a_restart_in_the_middle(gateway: Gateway) -> None:
+    async with GatewayClient(
+        gateway.url + "/ws/sensors", reconnect_interval=0.1, max_reconnect_attempts=100
+    ) as client:
+        before = await take(client, 2, SensorUpdate)
+        await gateway.stop()
+        statuses: list[Status] = []
+        async with asyncio.timeout(5):
+            async for item in client:
+                if isinstance(item, Status) and item.state == "reconnecting":
+                    statuses.append(item)
+                    if len(statuses) == 2:
+                        break
+        assert [s.attempt for s in statuses] == [1, 2]
+        await gateway.start()
+        after = await take(client, 2, SensorUpdate, timeout=8)
+    assert before[1].seq == before[0].seq + 1
+    assert after[1].seq == after[0].seq + 1  # the new process's count, followed without a gap
+    assert client.reconnect_attempts == 0
+
+
+async def test_falls_back_to_polling_when_websockets_are_refused(tmp_path: Path) -> None:
+    gateway = Gateway(tmp_path, extra="max_connections = 1")
+    await gateway.start()
+    try:
+        async with ClientSession() as session:
+            holder = await session.ws_connect(gateway.url.replace("http", "ws") + "/ws/alerts")
+            async with GatewayClient(
+                gateway.url + "/ws/sensors", reconnect_interval=0.05, max_reconnect_attempts=2
+            ) as client:
+                items: list[Any] = []
+                async with asyncio.timeout(6):
+                    async for item in client:
+                        items.append(item)
+                        if sum(isinstance(i, SensorUpdate) for i in items) == 2:
+                            break
+            await holder.close()
+    finally:
+        await gateway.stop()
+    polling = [i for i in items if isinstance(i, Status) and i.state == "polling"]
+    assert polling
+    updates = [i for i in items if isinstance(i, SensorUpdate)]
+    assert updates[1].seq > updates[0].seq
+    assert updates[1].data.reservoir_id == "EMBALSE_01"
+
+
+async def test_watch_prints_lines_and_exits_0_on_ctrl_c(gateway: Gateway) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "watch", gateway.url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines = []
+    async with asyncio.timeout(6):
+        while not any("sensor_update" in line for line in lines):
+            lines.append((await process.stdout.readline()).decode())
+    process.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(process.communicate(), 5)
+    assert process.returncode == 0
+    assert lines[0].strip() == "-- connected"
+    assert any("initial: 0 active" in line for line in lines)
+    assert any("water_level 12.5 m" in line or "water_level" in line for line in lines)
+    assert b"Traceback" not in err
+
+
+async def test_watch_refuses_a_url_without_scheme() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "watch", "localhost:8000",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 5)
+    assert process.returncode == 1
+    assert b"must start with" in err
