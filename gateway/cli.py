@@ -24,7 +24,7 @@ from aiohttp import web
 from drivers.errors import PortDisconnected
 from gateway.client import GatewayClient
 from gateway.config import Config, ConfigError, dump_config, load_config
-from gateway.server import build_app, not_yet_supported, resolve_ports
+from gateway.server import build_app, resolve_ports
 from gateway.watch import describe
 from simulators.control import control_app
 from simulators.rig import Rig
@@ -239,8 +239,6 @@ def _raise_file_limit() -> None:
 async def serve(config: Config, *, simulate: bool = False) -> int:
     """Run the gateway until SIGINT/SIGTERM. Exit code per the contract."""
     try:
-        if problems := not_yet_supported(config):
-            raise ConfigError(problems)
         if not simulate:
             resolve_ports(config, None)
     except ConfigError as exc:

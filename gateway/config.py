@@ -132,6 +132,14 @@ class MqttConfig(_Model):
     prefix: Annotated[str, _rule(_TOPIC.fullmatch, "must be a topic path without + or #")] = (
         "reservoirs"
     )
+    client_id: str = ""  # empty: sensor-gateway-<reservoir_id> (relay: a random one)
+    username: str = ""
+    password: str = Field(default="", repr=False)
+    tls_ca: str = ""  # CA bundle for mqtts:// (empty: the system's)
+    qos: int = Field(default=1, ge=0, le=2)
+    #: Readings and states kept on disk while the broker is away (oldest dropped first).
+    #: Alert events are never dropped.
+    outbox_readings: int = Field(default=100_000, ge=10)
 
 
 # `register` is a contract key; pydantic warns that it shadows ABCMeta.register (harmless).
@@ -370,6 +378,8 @@ def dump_config(config: Config) -> str:
     data = config.model_dump(mode="json")
     if data["auth"]["jwt_secret"]:
         data["auth"]["jwt_secret"] = "***"
+    if data["mqtt"]["password"]:
+        data["mqtt"]["password"] = "***"
     url = data["mqtt"]["url"]
     if url and (password := urlsplit(url).password):
         data["mqtt"]["url"] = url.replace(f":{password}@", ":***@", 1)

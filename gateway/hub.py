@@ -262,13 +262,34 @@ class Hub:
         News (``update``, ``dismissed``, ``sensor_update``) gets the stream's next
         ``seq`` and is kept for replay; heartbeats are not news.
         """
+        stamped = self.prepare(stream, message) if news else stamp(message)
+        self.deliver(stream, stamped, news=news, conflate=conflate)
+        return stamped
+
+    def prepare(
+        self, stream: str, message: dict[str, Any], seq: int | None = None
+    ) -> dict[str, Any]:
+        """Give news its seq (the next one, or ``seq`` when relaying another's) and stamp it.
+
+        Split from :meth:`deliver` so the message can be stored before anyone hears it.
+        """
         target = self.streams[stream]
-        if news:
-            target.seq += 1
-        stamped = stamp(message, target.seq if news else None)
+        target.seq = target.seq + 1 if seq is None else seq
+        return stamp(message, target.seq)
+
+    def deliver(
+        self,
+        stream: str,
+        stamped: dict[str, Any],
+        *,
+        news: bool = True,
+        conflate: str | None = None,
+    ) -> None:
+        """Frame a prepared message once per form and offer it to every client."""
+        target = self.streams[stream]
         plain = text_frame(encode(stamped))
         if news:
-            target.history.append((target.seq, stamped, plain))
+            target.history.append((stamped["seq"], stamped, plain))
         started = time.perf_counter()
         sent = 0
         for (tagged, bits), clients in target.groups.items():
@@ -286,7 +307,6 @@ class Hub:
             target.announce()
         if self._on_publish is not None:
             self._on_publish(stream, sent, time.perf_counter() - started)
-        return stamped
 
     def attach(
         self, stream: str, client: Client, opening: Iterable[bytes], *, tagged: bool = False

@@ -48,17 +48,6 @@ def connection_cap(configured: int | None) -> int:
     return min(configured, room) if configured else room
 
 
-def not_yet_supported(config: Config) -> list[str]:
-    """Settings this version accepts but cannot honour: refusing beats pretending.
-
-    A gateway told to publish to a broker must not quietly keep its data to itself.
-    """
-    problems = []
-    if config.mqtt.url:
-        problems.append("mqtt.url: the MQTT uplink is not in this version yet")
-    return problems
-
-
 def resolve_ports(config: Config, rig: Rig | None) -> dict[str, str]:
     """Map ``sim://<device>`` ports to the simulator's devices; raise ConfigError if wrong."""
     ports: dict[str, str] = {}

@@ -22,6 +22,7 @@ from gateway.alerts import Alert, AlertEngine, Change, Rule, rule_from_bounds
 from gateway.config import Config, ThresholdConfig
 from gateway.hub import Hub, utc_timestamp
 from gateway.metrics import Metrics
+from gateway.mqtt import Uplink
 from gateway.poller import BusPoller
 from gateway.readings import LatestReadings
 from gateway.store import Store
@@ -69,6 +70,11 @@ class Gateway:
             config.reservoir_id, {m: r.stale_after for m, r in self.rules.items()}
         )
         self.store = Store(config.data_dir / DB_NAME)
+        self.uplink = (
+            Uplink(config.mqtt, config.reservoir_id, self.store, on_dismiss=self.dismiss)
+            if config.mqtt.url
+            else None
+        )
         self.engine = AlertEngine(self.rules, new_id=self.store.new_id, now=clock())
         self._summary = self.engine.summary()
         self._changes: asyncio.Queue[
@@ -117,7 +123,7 @@ class Gateway:
         server, storage = self.config.server, self.config.storage
         stale_step = min([1.0, *(r.stale_after / 4 for r in self.rules.values())])
         jobs: dict[str, tuple[float, Callable[[], Any]]] = {
-            "sensor-ticker": (server.sensor_interval, self.publish_sensor_update),
+            "sensor-ticker": (server.sensor_interval, self.sensor_tick),
             "heartbeat": (server.heartbeat_interval, self.publish_heartbeat),
             "stale-check": (stale_step, self.check_stale),
             "readings-writer": (storage.readings_every, self.store_readings),
@@ -129,6 +135,8 @@ class Gateway:
         ]
         self._tasks.append(asyncio.create_task(self._write_alerts(), name="gateway.alert-writer"))
         self._tasks.append(asyncio.create_task(self._watch_loop(), name="gateway.loop-lag"))
+        if self.uplink is not None:
+            self.uplink.start()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -137,6 +145,8 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self.uplink is not None:
+            await self.uplink.stop()
         for poller in self.pollers:
             await poller.stop()
         if self.store.is_open:
@@ -182,11 +192,24 @@ class Gateway:
             self._changes.put_nowait((changes, self.engine.summary(), done))
 
     async def _write_alerts(self) -> None:
-        """Commit each batch of changes, then tell the clients: never the other way round."""
+        """Commit each batch of changes, then tell the clients: never the other way round.
+
+        The /ws/alerts messages are stamped (given their seq) first, so that the
+        MQTT outbox can carry them in the same transaction as the changes.
+        """
         while True:
             changes, summary, done = await self._changes.get()
+            messages = [
+                self.hub.prepare("alerts", {"type": "dismissed", "alert_id": c.alert.id})
+                for c in changes
+                if c.event == "dismissed"
+            ]
+            if summary != self._summary:
+                self._summary = dict(summary)
+                messages.append(self.hub.prepare("alerts", {"type": "update", "data": summary}))
+            outgoing = self.uplink.for_alerts(changes, messages) if self.uplink else []
             try:
-                await self.store.save(changes)
+                await self.store.save(changes, outgoing)
             except Exception as exc:
                 log.exception("could not save alert changes")
                 if done is not None and not done.done():
@@ -195,9 +218,10 @@ class Gateway:
             for change in changes:
                 log.info("alert %s %s: %s %s", change.alert.id, change.event,
                          change.alert.measurement, change.alert.severity)  # fmt: skip
-                if change.event == "dismissed":
-                    self.broadcast_alert_dismissed(change.alert.id)
-            self.broadcast_alert_update(summary)
+            for message in messages:
+                self.hub.deliver("alerts", message)
+            if outgoing and self.uplink is not None:
+                self.uplink.wake.set()
             if done is not None and not done.done():
                 done.set_result(None)
 
@@ -224,13 +248,19 @@ class Gateway:
 
     # the broadcast API -----------------------------------------------------------------
 
-    def publish_sensor_update(self) -> None:
+    def publish_sensor_update(self) -> dict[str, Any]:
         self._last_sensor_data = self.readings.snapshot()
-        self.hub.publish(
+        return self.hub.publish(
             "sensors",
             {"type": "sensor_update", "data": self._last_sensor_data},
             conflate="sensor_update",
         )
+
+    async def sensor_tick(self) -> None:
+        """Every sensor_interval: a sensor_update to the clients, and to the broker."""
+        message = self.publish_sensor_update()
+        if self.uplink is not None:
+            await self.uplink.enqueue([self.uplink.sensor_update(message)])
 
     def latest_sensor_data(self) -> dict[str, float | str | None]:
         """The ``data`` of the last sensor_update (the current readings before the first)."""

@@ -43,11 +43,27 @@ CREATE TABLE IF NOT EXISTS readings (
     source TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS readings_measurement_at ON readings (measurement, at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    qos INTEGER NOT NULL, retain INTEGER NOT NULL, droppable INTEGER NOT NULL, at REAL NOT NULL
+);
 """
 ALERT_COLUMNS = (
     "id, measurement, kind, direction, severity, state, value, bound, raised_at, updated_at, "
     "dismissed_by"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message for the MQTT broker, kept on disk until the broker acknowledges it."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+    droppable: bool = True  # readings and states may go when the outbox is full; events never
+    id: int = 0  # set once stored
 
 
 @dataclass(frozen=True)
@@ -118,9 +134,45 @@ class Store:
 
     # alert changes ------------------------------------------------------------------
 
-    async def save(self, changes: Sequence[Change]) -> None:
-        """Commit the changes in one transaction (all or nothing)."""
-        await self._run(lambda db: _save(db, changes))
+    async def save(self, changes: Sequence[Change], outgoing: Sequence[Outgoing] = ()) -> None:
+        """Commit the changes, and the messages that tell of them, in one transaction."""
+        await self._run(lambda db: _save(db, changes, outgoing))
+
+    # the MQTT outbox ------------------------------------------------------------------
+
+    async def enqueue(self, outgoing: Sequence[Outgoing], keep: int) -> None:
+        """Add messages; then drop the oldest droppable ones beyond ``keep``."""
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                _enqueue(db, outgoing)
+                db.execute(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE droppable = 1 "
+                    "ORDER BY id DESC LIMIT -1 OFFSET ?)",
+                    (keep,),
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+        await self._run(work)
+
+    async def outbox(self, limit: int) -> list[Outgoing]:
+        """The oldest messages not yet acknowledged, in the order they were queued."""
+        query = "SELECT id, topic, payload, qos, retain, droppable FROM outbox ORDER BY id LIMIT ?"
+        rows = await self._run(lambda db: db.execute(query, (limit,)).fetchall())
+        return [Outgoing(t, bytes(p), q, bool(r), bool(d), i) for i, t, p, q, r, d in rows]
+
+    async def acknowledged(self, ids: Sequence[int]) -> None:
+        """The broker has them: forget them."""
+        rows = [(i,) for i in ids]
+        await self._run(lambda db: _in_transaction(db, "DELETE FROM outbox WHERE id = ?", rows))
+
+    async def outbox_size(self) -> int:
+        (count,) = await self._run(lambda db: db.execute("SELECT COUNT(*) FROM outbox").fetchone())
+        return int(count)
 
     async def history(self, since: float, limit: int) -> list[dict[str, Any]]:
         """Alert events after ``since`` (epoch seconds), oldest first."""
@@ -176,11 +228,20 @@ def _in_transaction(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]
     db.execute("COMMIT")
 
 
-def _save(db: sqlite3.Connection, changes: Sequence[Change]) -> None:
+def _enqueue(db: sqlite3.Connection, outgoing: Sequence[Outgoing]) -> None:
+    db.executemany(
+        "INSERT INTO outbox (topic, payload, qos, retain, droppable, at) "
+        "VALUES (?, ?, ?, ?, ?, julianday('now'))",
+        [(o.topic, o.payload, o.qos, int(o.retain), int(o.droppable)) for o in outgoing],
+    )
+
+
+def _save(db: sqlite3.Connection, changes: Sequence[Change], outgoing: Sequence[Outgoing]) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
         for change in changes:
             _apply(db, change)
+        _enqueue(db, outgoing)
     except BaseException:
         db.execute("ROLLBACK")
         raise

@@ -140,15 +140,3 @@ async def test_simulated_ports_need_simulate(tmp_path: Path) -> None:
     assert code == 1
     assert "buses[0].port: sim://ezo-ph" in err
     assert "--simulate" in err
-
-
-async def test_settings_not_yet_honoured_are_refused(tmp_path: Path) -> None:
-    """Told to publish to a broker, the gateway must not quietly keep its data to itself."""
-    path = write_config(tmp_path)
-    text = path.read_text().replace("[server]", '[mqtt]\nurl = "mqtt://127.0.0.1:1883"\n\n[server]')
-    path.write_text(text)
-    code, _, err = await finished(
-        await gateway("run", "-c", str(path), "--simulate", "--port", "0", cwd=tmp_path)
-    )
-    assert code == 1
-    assert "mqtt.url:" in err

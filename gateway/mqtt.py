@@ -1,0 +1,201 @@
+"""The MQTT uplink: what the gateway tells a broker, kept on disk until acknowledged.
+
+Topics under ``<prefix>/<reservoir_id>/`` (docs/scaling.md):
+
+- ``sensors``: each sensor_update, exactly as on /ws/sensors (retained: the latest);
+- ``alerts``: each alert-count ``update``, as on /ws/alerts (retained: the summary);
+- ``alerts/events``: ``raised``, ``escalated``, ``deescalated``, ``dismissed``,
+  ``cleared``, each with the alert, and with the /ws/alerts message it caused;
+- ``status``: ``online``, and ``offline`` as the last will (retained);
+- ``commands/dismiss``: where relays ask this gateway to dismiss an alert.
+
+Every message goes through the SQLite outbox first and leaves it only once the
+broker acknowledged it (QoS 1), in the order it was queued. While the broker
+is away they wait on disk (readings bounded, alert events never dropped), and
+a restart in the middle loses none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from gateway.alerts import Change
+from gateway.config import MqttConfig
+from gateway.hub import utc_timestamp
+from gateway.store import Outgoing, Store
+
+log = logging.getLogger(__name__)
+WINDOW = 10  # messages in flight at once while draining the outbox (aiomqtt warns above 10)
+PUBLISH_TIMEOUT = 30.0
+RECONNECT_MIN, RECONNECT_MAX = 0.5, 5.0  # seconds between tries to reach the broker
+
+
+def broker_client(
+    config: MqttConfig, identifier: str, will: aiomqtt.Will | None = None
+) -> aiomqtt.Client:
+    """An aiomqtt client for the configured broker (``mqtt://`` or ``mqtts://``)."""
+    assert config.url is not None
+    url = urlsplit(config.url)
+    tls = url.scheme == "mqtts"
+    return aiomqtt.Client(
+        url.hostname or "localhost",
+        port=url.port or (8883 if tls else 1883),
+        username=config.username or url.username or None,
+        password=config.password or url.password or None,
+        identifier=identifier,
+        will=will,
+        clean_session=False,  # commands sent while we were away still arrive
+        tls_params=aiomqtt.TLSParameters(ca_certs=config.tls_ca or None) if tls else None,
+        timeout=10.0,
+    )
+
+
+class Uplink:
+    def __init__(
+        self,
+        config: MqttConfig,
+        reservoir_id: str,
+        store: Store,
+        *,
+        on_dismiss: Callable[[str, str | None], Awaitable[bool]],
+    ) -> None:
+        self.config = config
+        self.base = f"{config.prefix}/{reservoir_id}"
+        self.identifier = config.client_id or f"sensor-gateway-{reservoir_id}"
+        self.store = store
+        self.on_dismiss = on_dismiss
+        self.connected = False
+        self.sent = 0
+        self.wake = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # what is sent --------------------------------------------------------------------
+
+    def _out(self, topic: str, message: object, *, retain: bool, droppable: bool) -> Outgoing:
+        payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+        return Outgoing(f"{self.base}/{topic}", payload, self.config.qos, retain, droppable)
+
+    def sensor_update(self, message: Mapping[str, Any]) -> Outgoing:
+        return self._out("sensors", message, retain=True, droppable=True)
+
+    def for_alerts(
+        self, changes: Iterable[Change], messages: Sequence[Mapping[str, Any]]
+    ) -> list[Outgoing]:
+        """The events of these changes, then the count update among ``messages``."""
+        from gateway.service import alert_json  # the one alert shape, shared with REST
+
+        dismissed = {m["alert_id"]: m for m in messages if m["type"] == "dismissed"}
+        out = [
+            self._out(
+                "alerts/events",
+                {
+                    "event": change.event,
+                    "at": utc_timestamp(change.at),
+                    "alert": alert_json(change.alert),
+                    "message": dismissed.get(change.alert.id)
+                    if change.event == "dismissed"
+                    else None,
+                },
+                retain=False,
+                droppable=False,
+            )
+            for change in changes
+            if not change.unlatched  # a latch released: no news for anyone
+        ]
+        out += [
+            self._out("alerts", m, retain=True, droppable=True)
+            for m in messages
+            if m["type"] == "update"
+        ]
+        return out
+
+    async def enqueue(self, outgoing: Sequence[Outgoing]) -> None:
+        await self.store.enqueue(outgoing, keep=self.config.outbox_readings)
+        self.wake.set()
+
+    # the connection ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="gateway.mqtt-uplink")
+
+    async def stop(self) -> None:
+        """Say ``offline`` (a clean goodbye, not the will), then disconnect."""
+        if self._client is not None and self.connected:
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                await self._client.publish(
+                    f"{self.base}/status", b"offline", qos=1, retain=True, timeout=2.0
+                )
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        backoff = RECONNECT_MIN
+        will = aiomqtt.Will(f"{self.base}/status", b"offline", qos=1, retain=True)
+        while True:
+            try:
+                async with broker_client(self.config, self.identifier, will) as client:
+                    self._client, self.connected, backoff = client, True, RECONNECT_MIN
+                    log.info("MQTT: connected to %s as %s", self.config.url, self.identifier)
+                    await client.publish(f"{self.base}/status", b"online", qos=1, retain=True)
+                    await client.subscribe(f"{self.base}/commands/#", qos=1)
+                    async with asyncio.TaskGroup() as tasks:
+                        tasks.create_task(self._drain(client), name="gateway.mqtt-drain")
+                        tasks.create_task(self._commands(client), name="gateway.mqtt-commands")
+            except* (aiomqtt.MqttError, TimeoutError) as errors:
+                log.warning("MQTT: %s; retrying in %.1f s", errors.exceptions[0], backoff)
+            finally:
+                self._client, self.connected = None, False
+            await asyncio.sleep(backoff)
+            backoff = min(RECONNECT_MAX, backoff * 2)
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        """Send the outbox in order, a window at a time; forget what the broker acknowledged."""
+        while True:
+            self.wake.clear()
+            batch = await self.store.outbox(WINDOW)
+            if not batch:
+                await self.wake.wait()
+                continue
+            await asyncio.gather(
+                *(
+                    client.publish(
+                        o.topic, o.payload, qos=o.qos, retain=o.retain, timeout=PUBLISH_TIMEOUT
+                    )
+                    for o in batch
+                )
+            )
+            await self.store.acknowledged([o.id for o in batch])
+            self.sent += len(batch)
+
+    async def _commands(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            if not message.topic.matches(f"{self.base}/commands/dismiss"):
+                log.warning("MQTT: unknown command topic %s", message.topic)
+                continue
+            try:
+                payload = message.payload
+                body = json.loads(payload if isinstance(payload, str | bytes | bytearray) else b"")
+                alert_id, by = str(body["alert_id"]), body.get("by")
+            except (ValueError, KeyError, TypeError):
+                log.warning(
+                    'MQTT: a dismiss command needs {"alert_id": ...}: %.80r', message.payload
+                )
+                continue
+            dismissed = await self.on_dismiss(alert_id, str(by) if by else None)
+            log.info(
+                "MQTT: dismiss %s from %s: %s",
+                alert_id,
+                by or "a relay",
+                "done" if dismissed else "no such active alert",
+            )

@@ -1,0 +1,134 @@
+/**
+ * The reading tiles: value, unit, quality, level, and the last hour's trend.
+ *
+ * A measurement without a fresh good reading (`null` in a sensor_update), or any
+ * reading while the dashboard has lost the gateway for too long, shows as no
+ * data: a number on this screen is always a current one.
+ *
+ * @module tiles
+ */
+
+import { element } from "./dom.js";
+import { boundLines, levelOf } from "./format.js";
+import { Trend } from "./trend.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+
+/** One tile per measurement, inside `container`. */
+export class Tiles {
+  /**
+   * @param {HTMLElement} container
+   * @param {object} text the language table
+   * @param {ReturnType<import("./format.js").formatters>} format
+   * @param {{measurements: string[], units: Record<string, string>}} layout
+   */
+  constructor(container, text, format, { measurements, units }) {
+    this.text = text;
+    this.format = format;
+    this.units = units;
+    this.thresholds = {};
+    this.stale = false;
+    /** @type {Map<string, {el: HTMLElement, value?: number | null, quality?: string, trend: Trend}>} */
+    this.tiles = new Map();
+    for (const measurement of measurements) {
+      const el = this._build(measurement);
+      container.append(el);
+      this.tiles.set(measurement, { el, trend: new Trend(el.querySelector("svg")) });
+    }
+  }
+
+  /** What `/api/info` says: which measurements this site watches, units, bounds. */
+  setInfo({ measurements, units, thresholds }) {
+    this.units = { ...this.units, ...units };
+    this.thresholds = thresholds ?? {};
+    for (const [measurement, tile] of this.tiles) {
+      tile.el.hidden = Boolean(measurements) && !measurements.includes(measurement);
+      tile.el.querySelector(".tile-unit").textContent = this.units[measurement] ?? "";
+      tile.trend.bounds = boundLines(this.thresholds[measurement]);
+      this._render(measurement);
+    }
+  }
+
+  /** A sensor_update's `data`, received at `t` (ms). */
+  update(data, t) {
+    for (const [measurement, tile] of this.tiles) {
+      if (!(measurement in data)) continue;
+      const value = data[measurement];
+      tile.value = typeof value === "number" ? value : null;
+      tile.trend.add(t, tile.value);
+    }
+    this.stale = false;
+    this.renderAll();
+  }
+
+  /** The driver-level quality of each measurement's last reading (`/healthz` sensors). */
+  setQualities(sensors) {
+    for (const [measurement, tile] of this.tiles) tile.quality = sensors[measurement]?.quality ?? undefined;
+    this.renderAll();
+  }
+
+  /** No news from the gateway for too long: every number goes. */
+  setStale(stale) {
+    if (stale === this.stale) return;
+    this.stale = stale;
+    this.renderAll();
+  }
+
+  /** Rows of `/api/sensors/history` for one measurement. */
+  loadHistory(measurement, rows) {
+    const tile = this.tiles.get(measurement);
+    if (!tile) return;
+    tile.trend.load(rows.map((row) => ({ t: Date.parse(row.timestamp), v: row.quality === "good" ? row.value : null })));
+    this._render(measurement);
+  }
+
+  renderAll() {
+    for (const measurement of this.tiles.keys()) this._render(measurement);
+  }
+
+  _render(measurement) {
+    const { el, value, quality, trend } = this.tiles.get(measurement);
+    const state = this._state(value, quality);
+    const shown = state === "good" || state === "degraded";
+    el.dataset.quality = state;
+    el.dataset.level = shown ? levelOf(value, this.thresholds[measurement]) : "none";
+    el.querySelector(".tile-value").textContent = shown ? this.format.number(value, measurement) : this.text.noData;
+    el.querySelector(".tile-level").textContent = shown ? this.text.level[el.dataset.level] : "";
+    el.querySelector(".tile-quality-text").textContent = this._qualityText(state, quality);
+    const range = trend.draw();
+    el.querySelector(".tile-range").textContent = range
+      ? this.text.trendRange(this.format.number(range.min, measurement), this.format.number(range.max, measurement))
+      : this.text.trendEmpty;
+  }
+
+  _state(value, quality) {
+    if (value === undefined) return "waiting";
+    if (this.stale) return "stale";
+    if (value === null) return "offline";
+    return quality && quality !== "good" ? "degraded" : "good";
+  }
+
+  _qualityText(state, quality) {
+    const q = this.text.quality;
+    if (state === "degraded") return q.degraded(this.text.qualityCodes[quality] ?? quality);
+    return q[state];
+  }
+
+  _build(measurement) {
+    const name = this.text.measurements[measurement] ?? measurement;
+    const el = element("article", "tile");
+    el.dataset.measurement = measurement;
+    const head = element("header", "tile-head");
+    head.append(element("h3", "tile-name", name), element("span", "tile-level"));
+    const reading = element("p", "tile-reading");
+    reading.append(element("span", "tile-value", "—"), " ", element("span", "tile-unit", this.units[measurement] ?? ""));
+    const quality = element("p", "tile-quality");
+    quality.append(element("span", "tile-dot"), element("span", "tile-quality-text"));
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "trend");
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", this.text.trend(name));
+    el.append(head, reading, quality, svg, element("p", "tile-range"));
+    return el;
+  }
+}

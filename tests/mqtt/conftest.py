@@ -1,0 +1,132 @@
+"""A real Mosquitto on a free loopback port, and gateways that publish to it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+if not Path(MOSQUITTO).exists():
+    pytest.skip(
+        "mosquitto is not installed (apt-get install mosquitto; .ci/run does it)",
+        allow_module_level=True,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Broker:
+    """Mosquitto with persistence, so it can be stopped and started like a real one."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config = directory / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {directory}/\n"
+            "log_dest none\nmax_queued_messages 100000\n"
+        )
+        self.process: asyncio.subprocess.Process | None = None
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            MOSQUITTO, "-c", str(self.config),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        async with asyncio.timeout(5):
+            while True:
+                with contextlib.suppress(OSError):
+                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                    writer.close()
+                    await writer.wait_closed()
+                    return
+                await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.process.wait(), 5)
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
+    running = Broker(tmp_path / "broker")
+    await running.start()
+    yield running
+    await running.stop()
+
+
+GATEWAY_CONFIG = """
+reservoir_id = "{reservoir}"
+data_dir = "{data_dir}"
+[server]
+port = {port}
+sensor_interval = 0.2
+[mqtt]
+url = "{broker}"
+[[buses]]
+name = "rs485-1"
+port = "sim://modbus"
+protocol = "modbus-rtu"
+poll_interval = 0.1
+  [[buses.sensors]]
+  measurement = "water_level"
+  unit = 1
+  register = 0
+[thresholds.water_level]
+warning_high = 11.0    # the simulated level (12.5 m) is beyond it from the start
+hysteresis = 0.05
+"""
+
+
+class Gateway:
+    def __init__(self, directory: Path, broker: Broker, reservoir: str = "EMBALSE_01") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config = directory / "gateway.toml"
+        self.config.write_text(
+            GATEWAY_CONFIG.format(
+                reservoir=reservoir, data_dir=directory / "data", port=self.port, broker=broker.url
+            )
+        )
+        self.directory = directory
+        self.process: asyncio.subprocess.Process | None = None
+        self.log = (directory / "gateway.log").open("ab")  # read it when a test fails
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "run", "-c", str(self.config), "--simulate",
+            cwd=self.directory, stdout=asyncio.subprocess.PIPE, stderr=self.log,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        await asyncio.wait_for(self.process.stdout.readline(), 9.0)
+
+    async def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(sig)
+            await asyncio.wait_for(self.process.wait(), 9.0)
+
+
+def subscriber(broker: Broker, identifier: str) -> aiomqtt.Client:
+    """A client with a persistent session: what is published while it is away waits for it."""
+    return aiomqtt.Client(
+        "127.0.0.1", port=broker.port, identifier=identifier, clean_session=False, timeout=5
+    )
