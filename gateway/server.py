@@ -26,11 +26,12 @@ from gateway.auth import Authenticator, claims_subject, install_redaction, secur
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
 from gateway.service import Gateway
-from gateway.websocket import CUTTING, GATEWAY, SOCKETS, close_all, stream_handler
+from gateway.websocket import BACKEND, CUTTING, SOCKETS, close_all, stream_handler
 from simulators.control import add_routes as add_simulator_routes
 from simulators.rig import Rig
 
 RIG = web.AppKey("rig", Rig)
+GATEWAY = web.AppKey("gateway", Gateway)
 SIM_SCHEME = "sim://"
 #: File descriptors kept back from WebSocket clients (serial ports, SQLite, logs).
 FD_RESERVE = 64
@@ -105,7 +106,7 @@ def build_app(
         try:
             ports = ports_ready if ports_ready is not None else resolve_ports(config, rig)
             gateway = Gateway(config, ports=ports)
-            app[GATEWAY] = gateway
+            app[GATEWAY] = app[BACKEND] = gateway
             try:
                 await gateway.restore()  # alerts and dismissals back before any client
                 await gateway.open_ports()

@@ -280,6 +280,18 @@ class Gateway:
     def broadcast_alert_dismissed(self, alert_id: str) -> None:
         self.hub.publish("alerts", {"type": "dismissed", "alert_id": alert_id})
 
+    def current(self, stream: str) -> dict[str, Any]:
+        """The ``data`` of a stream now (what ``initial`` and ``refresh`` carry)."""
+        if stream == "alerts":
+            return dict(self._summary)
+        return dict(self.readings.snapshot())
+
+    def channel(self, name: str, reservoir: str | None = None) -> str | None:
+        """A client's channel name -> the hub stream (``?reservoir=`` must be this site)."""
+        if reservoir not in (None, "", self.config.reservoir_id):
+            return None
+        return name if name in self.hub.streams else None
+
     @property
     def summary(self) -> dict[str, int]:
         """The counts the clients were last told."""

@@ -15,17 +15,33 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
 from gateway.auth import SUBPROTOCOL, origin_allowed
-from gateway.hub import CLOSE_GOING_AWAY, Client, Variant, frame_of, stamp
-from gateway.service import Gateway
+from gateway.config import Config
+from gateway.hub import CLOSE_GOING_AWAY, Client, Hub, Variant, frame_of, stamp
+from gateway.metrics import Metrics
 
 log = logging.getLogger("gateway.websocket")
 
-GATEWAY = web.AppKey("gateway", Gateway)
+
+class Backend(Protocol):
+    """What the WebSocket endpoints need: a gateway, or a relay of many."""
+
+    config: Config
+    hub: Hub
+    metrics: Metrics
+
+    def current(self, stream: str) -> dict[str, Any]:
+        """The ``data`` of a stream now: the alert counts, or the readings."""
+
+    def channel(self, name: str, reservoir: str | None = None) -> str | None:
+        """The hub stream a client means by ``name`` (and ``?reservoir=``), or None."""
+
+
+BACKEND = web.AppKey("backend", Backend)
 SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
 CUTTING = web.AppKey("cutting", set[asyncio.Task[None]])
 CLOSE_TIMEOUT = 2.0
@@ -59,6 +75,11 @@ class RateLimit:
         return False
 
 
+def _kind(stream: str) -> str:
+    """``alerts:EMBALSE_02`` -> ``alerts``."""
+    return stream.split(":", 1)[0]
+
+
 def _error(code: str, detail: str) -> dict[str, Any]:
     return {"type": "error", "error": code, "detail": detail}
 
@@ -78,7 +99,7 @@ class Connection:
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse, fixed: str | None) -> None:
         self.app = request.app
-        self.gateway = gateway = request.app[GATEWAY]
+        self.gateway = gateway = request.app[BACKEND]
         self.ws = ws
         self.fixed = fixed  # the one stream of /ws/alerts or /ws/sensors; None on /ws
         server = gateway.config.server
@@ -114,10 +135,12 @@ class Connection:
         """The opening of ``stream`` (the news missed, or its current state), then live."""
         hub = self.gateway.hub
         missed = hub.streams[stream].since(since, self.variant) if since is not None else None
-        if missed is not None and (missed or stream == "alerts"):
+        if missed is not None and (missed or _kind(stream) == "alerts"):
             opening = missed
         else:
-            current = self.current(stream, "initial" if stream == "alerts" else "sensor_update")
+            current = self.current(
+                stream, "initial" if _kind(stream) == "alerts" else "sensor_update"
+            )
             tag = stream if self.fixed is None else None
             opening = [
                 frame_of(stamp(current, hub.streams[stream].seq), tag, self.client.window_bits)
@@ -133,9 +156,7 @@ class Connection:
             self.gateway.metrics.connections.labels(stream).dec()
 
     def current(self, stream: str, kind: str) -> dict[str, Any]:
-        if stream == "alerts":
-            return {"type": kind, "data": self.gateway.summary}
-        return {"type": kind, "data": self.gateway.readings.snapshot()}
+        return {"type": kind, "data": self.gateway.current(stream)}
 
     def handle(self, text: str) -> None:
         """Answer one client message."""
@@ -241,7 +262,8 @@ def stream_handler(stream: str | None) -> Any:
 
 async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
     app = request.app
-    server = app[GATEWAY].config.server
+    backend = app[BACKEND]
+    server = backend.config.server
     if not origin_allowed(request, server.allowed_origins):
         raise web.HTTPForbidden(text=f"origin {request.headers.get('Origin')!r} is not allowed")
     try:
@@ -257,10 +279,18 @@ async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
         timeout=CLOSE_TIMEOUT,
         heartbeat=max(server.heartbeat_interval, MIN_PING_INTERVAL),
     )
-    await ws.prepare(request)
-    connection = Connection(request, ws, fixed)
+    stream = None
     if fixed is not None:
-        connection.subscribe(fixed, since)
+        stream = backend.channel(fixed, request.query.get("reservoir"))
+        if stream is None:
+            known = sorted({s.split(":", 1)[-1] for s in backend.hub.streams if ":" in s})
+            raise web.HTTPNotFound(
+                text=f"reservoir: expected one of {', '.join(known) or 'none yet'}"
+            )
+    await ws.prepare(request)
+    connection = Connection(request, ws, stream)
+    if stream is not None:
+        connection.subscribe(stream, since)
     expiry = connection.expire_at(request.get("claims"))
     app[SOCKETS].add(ws)
     log.info("[WebSocket] Connected. Total connections: %d", len(app[SOCKETS]))

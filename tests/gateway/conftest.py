@@ -12,9 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.config import Config, load_config
-from gateway.server import RIG, build_app
+from gateway.server import GATEWAY, RIG, build_app
 from gateway.service import Gateway
-from gateway.websocket import GATEWAY
 from simulators.rig import Rig
 
 FAST_CONFIG = """
