@@ -24,6 +24,7 @@ from aiohttp import web
 from drivers.errors import PortDisconnected
 from gateway.client import GatewayClient
 from gateway.config import Config, ConfigError, dump_config, load_config
+from gateway.relay import build_relay_app
 from gateway.server import build_app, resolve_ports
 from gateway.watch import describe
 from simulators.control import control_app
@@ -79,6 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", metavar="H", help="address to listen on (default from config)")
     run.add_argument("--port", type=int, metavar="P", help="port to listen on; 0 picks a free one")
     run.add_argument("--data-dir", type=Path, metavar="D", help="where SQLite and links go")
+
+    relay = commands.add_parser(
+        "relay",
+        parents=[config_file, common],
+        help="serve the API for every reservoir heard on the MQTT broker",
+        description="No serial buses: subscribe to the broker in [mqtt] and serve the same "
+        "WebSocket and REST API for every reservoir its gateways publish "
+        "(/ws/sensors?reservoir=ID, channels sensors:<id> and alerts:<id> on /ws).",
+    )
+    relay.add_argument("--host", metavar="H", help="address to listen on (default from config)")
+    relay.add_argument(
+        "--port", type=int, metavar="P", help="port to listen on; 0 picks a free one"
+    )
 
     check = commands.add_parser(
         "check-config",
@@ -164,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         config = _with_overrides(config, args)
         return asyncio.run(serve(config, simulate=args.simulate))
+    if args.command == "relay":
+        return asyncio.run(serve_relay(_with_overrides(config, args)))
     link_dir = args.link_dir or config.data_dir / "serial" / "by-id"
     return asyncio.run(simulate(args.control_port, link_dir.absolute(), fast=args.fast))
 
@@ -222,7 +238,7 @@ async def watch_command(url: str, token: str | None, *, raw: bool) -> int:
 def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
     server = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     update: dict[str, object] = {"server": config.server.model_copy(update=server)}
-    if args.data_dir is not None:
+    if getattr(args, "data_dir", None) is not None:
         update["data_dir"] = args.data_dir
     return config.model_copy(update=update)
 
@@ -241,13 +257,24 @@ async def serve(config: Config, *, simulate: bool = False) -> int:
     try:
         if not simulate:
             resolve_ports(config, None)
-    except ConfigError as exc:
-        return _report(exc)
-    _raise_file_limit()
-    try:
         app = build_app(config, simulate=simulate)
     except ConfigError as exc:
         return _report(exc)
+    mode = "simulated devices" if simulate else f"{len(config.buses)} serial buses"
+    return await _serve(app, config, f"{config.reservoir_id} on {{url}} ({mode})")
+
+
+async def serve_relay(config: Config) -> int:
+    """Run a relay until SIGINT/SIGTERM."""
+    try:
+        app = build_relay_app(config)
+    except ConfigError as exc:
+        return _report(exc)
+    return await _serve(app, config, f"relay on {{url}} for {config.mqtt.url}")
+
+
+async def _serve(app: web.Application, config: Config, banner: str) -> int:
+    _raise_file_limit()
     runner = web.AppRunner(app, handle_signals=False)
     try:
         await runner.setup()
@@ -264,8 +291,7 @@ async def serve(config: Config, *, simulate: bool = False) -> int:
             print(f"{PROG}: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
             return EXIT_PORT
         host, port = runner.addresses[0][:2]
-        mode = "simulated devices" if simulate else f"{len(config.buses)} serial buses"
-        print(f"{PROG}: {config.reservoir_id} on http://{host}:{port} ({mode})", flush=True)
+        print(f"{PROG}: " + banner.format(url=f"http://{host}:{port}"), flush=True)
         await _until_stopped()
         log.info("stopping")
         return EXIT_OK

@@ -12,12 +12,10 @@ import contextlib
 import hashlib
 import importlib.metadata
 import json
-import resource
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -25,6 +23,7 @@ from drivers.sensors import MEASUREMENTS, UNITS
 from gateway.auth import Authenticator, claims_subject, install_redaction, security_middleware
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
+from gateway.rest import dismissal, dismissed, not_active
 from gateway.service import Gateway
 from gateway.websocket import BACKEND, CUTTING, SOCKETS, close_all, stream_handler
 from simulators.control import add_routes as add_simulator_routes
@@ -33,20 +32,11 @@ from simulators.rig import Rig
 RIG = web.AppKey("rig", Rig)
 GATEWAY = web.AppKey("gateway", Gateway)
 SIM_SCHEME = "sim://"
-#: File descriptors kept back from WebSocket clients (serial ports, SQLite, logs).
-FD_RESERVE = 64
 HISTORY_LIMIT = 10000
 VERSION = importlib.metadata.version("sensor-gateway")
 LONG_POLL_MAX = 60.0
 
 STATIC_DIR = Path(__file__).parent / "static"
-
-
-def connection_cap(configured: int | None) -> int:
-    """The configured cap, or what the process's file limit leaves room for."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    room = 65536 if soft == resource.RLIM_INFINITY else max(1, soft - FD_RESERVE)
-    return min(configured, room) if configured else room
 
 
 def resolve_ports(config: Config, rig: Rig | None) -> dict[str, str]:
@@ -88,10 +78,6 @@ def build_app(
     )
     app[SOCKETS] = set()
     app[CUTTING] = set()
-    cap = connection_cap(config.server.max_connections)
-    config = config.model_copy(
-        update={"server": config.server.model_copy(update={"max_connections": cap})}
-    )
     rig: Rig | None = None
     if simulate:
         rig = Rig(config.data_dir.absolute() / "serial" / "by-id", time_scale=sim_time_scale)
@@ -250,27 +236,11 @@ async def _pollable(request: web.Request, stream: str, body: Callable[[], object
     return web.Response(text=text, content_type="application/json", headers=headers)
 
 
-def _unprocessable(detail: str) -> web.Response:
-    return web.json_response({"error": "invalid_body", "detail": detail}, status=422)
-
-
 async def dismiss(request: web.Request) -> web.Response:
-    try:
-        body: Any = json.loads(await request.read())
-    except ValueError as exc:
-        return _unprocessable(f"not JSON: {exc}")
-    if not isinstance(body, Mapping):
-        return _unprocessable('expected {"alert_id": "..."}')
-    alert_id = body.get("alert_id")
-    if not isinstance(alert_id, str) or not alert_id:
-        return _unprocessable('alert_id: expected a non-empty string, as in {"alert_id": "..."}')
-    if unknown := sorted(set(body) - {"alert_id"}):
-        return _unprocessable(f"unknown key {unknown[0]!r}: only alert_id is expected")
+    alert_id = await dismissal(request)
     if not await request.app[GATEWAY].dismiss(alert_id, claims_subject(request.get("claims"))):
-        return web.json_response(
-            {"error": "not_found", "detail": f"no active alert {alert_id!r}"}, status=404
-        )
-    return web.json_response({"alert_id": alert_id, "dismissed": True})
+        raise not_active(alert_id)
+    return dismissed(alert_id)
 
 
 async def healthz(request: web.Request) -> web.Response:

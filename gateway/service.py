@@ -69,7 +69,8 @@ class Gateway:
         self.readings = LatestReadings(
             config.reservoir_id, {m: r.stale_after for m, r in self.rules.items()}
         )
-        self.store = Store(config.data_dir / DB_NAME)
+        # Ids name their reservoir: unique across a fleet, as relays need them to be.
+        self.store = Store(config.data_dir / DB_NAME, id_prefix=f"{config.reservoir_id}-")
         self.uplink = (
             Uplink(config.mqtt, config.reservoir_id, self.store, on_dismiss=self.dismiss)
             if config.mqtt.url

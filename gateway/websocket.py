@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import resource
 import time
 from typing import Any, Protocol
 
@@ -51,6 +52,8 @@ CLOSE_TOKEN_EXPIRED = 4001
 #: more often than this: a peer gets half the interval to answer.
 MIN_PING_INTERVAL = 5.0
 REFRESH_COST = 5
+#: File descriptors kept back from WebSocket clients (serial ports, SQLite, logs).
+FD_RESERVE = 64
 
 
 class RateLimit:
@@ -73,6 +76,13 @@ class RateLimit:
             return True
         self.refused_in_a_row += 1
         return False
+
+
+def connection_cap(configured: int | None) -> int:
+    """The configured cap, or what the process's open-file limit leaves room for."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = 65536 if soft == resource.RLIM_INFINITY else max(1, soft - FD_RESERVE)
+    return min(configured, room) if configured else room
 
 
 def _kind(stream: str) -> str:
@@ -270,7 +280,7 @@ async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
         since = _since(request.query.get("since"))
     except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
-    if len(app[SOCKETS]) >= (server.max_connections or 0):
+    if len(app[SOCKETS]) >= connection_cap(server.max_connections):
         raise web.HTTPServiceUnavailable(text="connection limit reached; try again later")
     ws = web.WebSocketResponse(
         max_msg_size=server.max_message_bytes,

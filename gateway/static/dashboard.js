@@ -141,10 +141,9 @@ class Dashboard {
   onReadings(message) {
     this.lastSensorAt = Date.now();
     const at = Date.parse(message.timestamp);
-    this.tiles.update(message.data, Number.isFinite(at) ? at : this.lastSensorAt);
+    const turned = this.tiles.update(message.data, Number.isFinite(at) ? at : this.lastSensorAt);
     byId("updated").textContent = this.text.updatedAt(this.format.time(this.lastSensorAt));
-    document.body.dataset.sensorSeq = String(message.seq ?? "");
-    if (this.lastSensorAt - this.qualityAt >= QUALITY_EVERY_MS) this.loadQualities();
+    if (turned || this.lastSensorAt - this.qualityAt >= QUALITY_EVERY_MS) this.loadQualities();
   }
 
   onAlertNews(message) {

@@ -49,16 +49,25 @@ export class Tiles {
     }
   }
 
-  /** A sensor_update's `data`, received at `t` (ms). */
+  /**
+   * A sensor_update's `data`, received at `t` (ms).
+   * @returns {boolean} whether a measurement went offline or came back
+   */
   update(data, t) {
+    let turned = false;
     for (const [measurement, tile] of this.tiles) {
       if (!(measurement in data)) continue;
-      const value = data[measurement];
-      tile.value = typeof value === "number" ? value : null;
-      tile.trend.add(t, tile.value);
+      const value = typeof data[measurement] === "number" ? data[measurement] : null;
+      if ((value === null) !== (tile.value === null)) {
+        turned = true;
+        tile.quality = undefined; // what /healthz said no longer holds
+      }
+      tile.value = value;
+      tile.trend.add(t, value);
     }
     this.stale = false;
     this.renderAll();
+    return turned;
   }
 
   /** The driver-level quality of each measurement's last reading (`/healthz` sensors). */

@@ -48,17 +48,21 @@ export class Trend {
     const from = now - WINDOW_MS;
     const firstKept = this.points.findIndex((p) => p.t >= from);
     this.points = firstKept < 0 ? [] : this.points.slice(firstKept);
-    const columns = toColumns(this.points, from, now);
-    const values = columns.filter((v) => v !== null);
+    const good = this.points.filter((p) => p.v !== null && Number.isFinite(p.v));
     this.svg.replaceChildren();
-    if (!values.length) return null;
-    const scale = yScale(values, this.bounds.map((b) => b.value));
+    if (!good.length) return null;
+    const values = good.map((p) => p.v);
+    const columns = toColumns(good, from, now);
+    const last = this.points[this.points.length - 1];
+    // Columns are averages; the newest reading is drawn as it is, so a jump shows at once.
+    if (last.v !== null) columns[columnOf(last.t, from, now)] = last.v;
+    const scale = yScale(columns.filter((v) => v !== null), this.bounds.map((b) => b.value));
     for (const bound of this.bounds) this._boundLine(bound, scale);
     const path = document.createElementNS(SVG, "path");
     path.setAttribute("class", "trend-line");
     path.setAttribute("d", linePath(columns, scale));
     this.svg.append(path);
-    return { min: Math.min(...values), max: Math.max(...values) };
+    return { min: values.reduce((a, b) => Math.min(a, b)), max: values.reduce((a, b) => Math.max(a, b)) };
   }
 
   _boundLine(bound, scale) {
@@ -73,18 +77,20 @@ export class Trend {
   }
 }
 
-/** One average (or null: no good reading) per column of the window. */
+/** One average (or null: no good reading in it) per column of the window. */
 function toColumns(points, from, to) {
   const sums = new Array(COLUMNS).fill(0);
   const counts = new Array(COLUMNS).fill(0);
-  const span = to - from;
   for (const { t, v } of points) {
-    if (v === null || !Number.isFinite(v)) continue;
-    const column = Math.min(COLUMNS - 1, Math.floor(((t - from) / span) * COLUMNS));
+    const column = columnOf(t, from, to);
     sums[column] += v;
     counts[column] += 1;
   }
   return sums.map((sum, i) => (counts[i] ? sum / counts[i] : null));
+}
+
+function columnOf(t, from, to) {
+  return Math.max(0, Math.min(COLUMNS - 1, Math.floor(((t - from) / (to - from)) * COLUMNS)));
 }
 
 /**

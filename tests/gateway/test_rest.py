@@ -38,7 +38,7 @@ async def test_info_describes_the_site(client: Client) -> None:
 
 async def test_alert_endpoints(alert_client: Client) -> None:
     alerts = await (await alert_client.get("/api/alerts")).json()
-    assert [a["id"] for a in alerts] == ["A-1"]
+    assert [a["id"] for a in alerts] == ["EMBALSE_01-1"]
     assert alerts[0]["severity"] == "warning"
     assert alerts[0]["state"] == "active"
     assert alerts[0]["value"] == pytest.approx(8.7)
@@ -60,17 +60,17 @@ async def test_dismiss_publishes_dismissed_then_update(alert_client: Client) -> 
     async with alert_client.ws_connect("/ws/alerts") as ws:
         initial = await ws.receive_json(timeout=2)
         assert initial["data"]["total"] == 1
-        response = await alert_client.post("/alerts/dismiss", json={"alert_id": "A-1"})
+        response = await alert_client.post("/alerts/dismiss", json={"alert_id": "EMBALSE_01-1"})
         assert response.status == 200
-        assert await response.json() == {"alert_id": "A-1", "dismissed": True}
+        assert await response.json() == {"alert_id": "EMBALSE_01-1", "dismissed": True}
         dismissed = await ws.receive_json(timeout=2)
         update = await ws.receive_json(timeout=2)
     assert dismissed["type"] == "dismissed"
-    assert dismissed["alert_id"] == "A-1"
+    assert dismissed["alert_id"] == "EMBALSE_01-1"
     assert update["type"] == "update"
     assert update["data"]["total"] == 0
     assert update["seq"] == dismissed["seq"] + 1
-    again = await alert_client.post("/alerts/dismiss", json={"alert_id": "A-1"})
+    again = await alert_client.post("/alerts/dismiss", json={"alert_id": "EMBALSE_01-1"})
     assert again.status == 404
 
 
@@ -82,7 +82,7 @@ async def test_dismiss_publishes_dismissed_then_update(alert_client: Client) -> 
         (b"{}", "alert_id"),
         (b'{"alert_id": 7}', "alert_id"),
         (b'{"alert_id": ""}', "alert_id"),
-        (b'{"alert_id": "A-1", "why": "x"}', "why"),
+        (b'{"alert_id": "EMBALSE_01-1", "why": "x"}', "why"),
     ],
 )
 async def test_dismiss_bad_body_is_422(alert_client: Client, body: bytes, fragment: str) -> None:
