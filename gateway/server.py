@@ -8,7 +8,6 @@ its shutdown closes every WebSocket with 1001 before stopping them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -31,6 +30,8 @@ from simulators.rig import Rig
 
 RIG = web.AppKey("rig", Rig)
 GATEWAY = web.AppKey("gateway", Gateway)
+#: Set when the server begins to stop: long polls answer at once instead of holding it up.
+STOPPING = web.AppKey("stopping", asyncio.Event)
 SIM_SCHEME = "sim://"
 HISTORY_LIMIT = 10000
 VERSION = importlib.metadata.version("sensor-gateway")
@@ -105,6 +106,12 @@ def build_app(
                 await rig.stop()
 
     app.cleanup_ctx.append(lifecycle)
+    app[STOPPING] = asyncio.Event()
+
+    async def stopping(app: web.Application) -> None:
+        app[STOPPING].set()
+
+    app.on_shutdown.append(stopping)
     app.on_shutdown.append(close_all)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
@@ -225,9 +232,15 @@ async def _pollable(request: web.Request, stream: str, body: Callable[[], object
             raise web.HTTPBadRequest(
                 text="wait: seconds (number); since: a seq (integer)"
             ) from None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.0, wait)):
-                await news.news_after(since)
+        stopping = request.app[STOPPING]
+        waiters = [news.news_after(since), stopping.wait()]
+        tasks = [asyncio.ensure_future(w) for w in waiters]
+        try:
+            await asyncio.wait(tasks, timeout=max(0.0, wait), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     text = json.dumps(body())
     etag = '"' + hashlib.blake2b(text.encode(), digest_size=8).hexdigest() + '"'
     headers = {"ETag": etag, "X-Seq": str(news.seq), "Cache-Control": "no-cache"}

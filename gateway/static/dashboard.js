@@ -23,6 +23,8 @@ const HOUR_S = 3600;
 const INFO_RETRY_MS = 5000;
 const ALERTS_RELOAD_MS = 30000;
 const QUALITY_EVERY_MS = 5000;
+/** A socket silent this long is dead (a half-open TCP link): above the 30 s heartbeat. */
+const IDLE_TIMEOUT_MS = 65000;
 
 /**
  * The dashboard's settings from the page's query string.
@@ -105,6 +107,7 @@ class Dashboard {
       maxReconnectAttempts: settings.maxReconnectAttempts,
       probeInterval: settings.probeInterval,
       pollWait: settings.pollWait,
+      idleTimeout: IDLE_TIMEOUT_MS,
       onMessage: (message) => this.onMessage(message),
       onStatus: (change) => this.onStatus(change),
       onError: (error) => this.onError(error),

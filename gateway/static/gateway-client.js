@@ -30,6 +30,7 @@ export const DEFAULT_MAX_RECONNECT_ATTEMPTS = 10;
 /** The backoff grows by one interval per attempt up to this many intervals (15 s). */
 export const MAX_BACKOFF_STEPS = 5;
 export const DEFAULT_JITTER = 0.2;
+export const DEFAULT_CONNECT_TIMEOUT = 10000;
 
 /**
  * What {@link GatewayClient#status} can be.
@@ -122,6 +123,8 @@ export function apiBase(url) {
  *   (default: the longest backoff, `5 * reconnectInterval`, with jitter)
  * @property {boolean} [poll=true] fall back to polling after the last attempt
  * @property {number} [pollWait=25] s a long poll may wait for news
+ * @property {number} [connectTimeout=10000] ms a connection may take to open before it
+ *   counts as a failed attempt (a dropped SYN would otherwise hold up the schedule)
  * @property {number} [idleTimeout=0] ms without any message before the socket is deemed
  *   dead and replaced (0: off). Set it above the server's heartbeat interval.
  * @property {(message: object) => void} [onMessage]
@@ -154,6 +157,7 @@ export class GatewayClient {
       url, token = "", channels = null, reconnectInterval = DEFAULT_RECONNECT_INTERVAL,
       maxReconnectAttempts = DEFAULT_MAX_RECONNECT_ATTEMPTS, jitter = DEFAULT_JITTER,
       probeInterval = null, poll = true, pollWait = DEFAULT_POLL_WAIT, idleTimeout = 0,
+      connectTimeout = DEFAULT_CONNECT_TIMEOUT,
     } = options;
     this.url = socketUrl(url);
     this.token = token;
@@ -164,6 +168,7 @@ export class GatewayClient {
     this.probeInterval = probeInterval;
     this.pollWait = pollWait;
     this.idleTimeout = idleTimeout;
+    this.connectTimeout = connectTimeout;
     /** Reconnect attempts since the last open connection (the seed's counter). */
     this.reconnectAttempts = 0;
     /** @type {Status} */
@@ -295,10 +300,16 @@ export class GatewayClient {
     socket.onopen = () => this._opened(socket);
     socket.onmessage = (event) => this._frame(socket, event);
     socket.onclose = (event) => this._closed(socket, event);
+    this._later("opening", this.connectTimeout, () => {
+      this._report({ kind: "socket", detail: `not open after ${this.connectTimeout} ms` });
+      this._dropSocket(4000, "connect timeout");
+      this._socketGone();
+    });
   }
 
   _opened(socket) {
     if (socket !== this._socket) return;
+    this._clearTimer("opening");
     this.reconnectAttempts = 0;
     this._stopPolling();
     this._clearTimer("probe");
@@ -327,6 +338,7 @@ export class GatewayClient {
     if (socket !== this._socket) return;
     this._socket = null;
     this._clearTimer("idle");
+    this._clearTimer("opening");
     if (this._stopped) return;
     const kind = event.code === 4001 ? "auth" : "socket";
     this._report({ kind, code: event.code, detail: event.reason || `closed with ${event.code}` });
@@ -368,6 +380,7 @@ export class GatewayClient {
     const socket = this._socket;
     this._socket = null;
     this._clearTimer("idle");
+    this._clearTimer("opening");
     if (!socket) return;
     socket.onopen = socket.onmessage = socket.onclose = null;
     try {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -140,3 +141,23 @@ async def test_simulated_ports_need_simulate(tmp_path: Path) -> None:
     assert code == 1
     assert "buses[0].port: sim://ezo-ph" in err
     assert "--simulate" in err
+
+
+async def test_a_long_poll_does_not_hold_up_a_stop(
+    running: tuple[asyncio.subprocess.Process, str],
+) -> None:
+    process, url = running
+    async with ClientSession() as session:
+        async with session.get(url + "/api/alerts/summary") as response:
+            seq = response.headers["X-Seq"]
+        poll = asyncio.create_task(
+            session.get(url + f"/api/alerts/summary?wait=25&since={seq}"), name="test.long-poll"
+        )
+        await asyncio.sleep(0.3)  # let the poll reach the server and wait there
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        response = await asyncio.wait_for(poll, 5)
+        assert response.status == 200
+        code, _, _ = await finished(process)
+    assert code == 0
+    assert time.monotonic() - started < 5  # not the 25 s the poll asked for
