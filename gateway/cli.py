@@ -25,7 +25,7 @@ from drivers.errors import PortDisconnected
 from gateway.client import GatewayClient
 from gateway.config import Config, ConfigError, dump_config, load_config
 from gateway.relay import build_relay_app
-from gateway.server import build_app, resolve_ports
+from gateway.server import build_app
 from gateway.watch import describe
 from simulators.control import control_app
 from simulators.rig import Rig
@@ -255,8 +255,6 @@ def _raise_file_limit() -> None:
 async def serve(config: Config, *, simulate: bool = False) -> int:
     """Run the gateway until SIGINT/SIGTERM. Exit code per the contract."""
     try:
-        if not simulate:
-            resolve_ports(config, None)
         app = build_app(config, simulate=simulate)
     except ConfigError as exc:
         return _report(exc)

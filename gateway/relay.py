@@ -25,13 +25,13 @@ from typing import Any
 import aiomqtt
 from aiohttp import web
 
-from gateway.auth import Authenticator, claims_subject, install_redaction, security_middleware
+from gateway.auth import claims_subject
 from gateway.config import Config, ConfigError
 from gateway.hub import Hub, Stream
 from gateway.metrics import Metrics
 from gateway.mqtt import RECONNECT_MAX, RECONNECT_MIN, broker_client
 from gateway.rest import dismissal, dismissed, json_error, not_active
-from gateway.websocket import BACKEND, CUTTING, SOCKETS, close_all, stream_handler
+from gateway.websocket import streaming_app
 
 log = logging.getLogger(__name__)
 DISMISS_WAIT = 5.0
@@ -207,14 +207,8 @@ RELAY = web.AppKey("relay", Relay)
 
 def build_relay_app(config: Config) -> web.Application:
     relay = Relay(config)
-    install_redaction()
-    authenticator = Authenticator(config.auth.jwt_secret, config.auth.jwt_public_key)
-    app = web.Application(
-        middlewares=[security_middleware(authenticator, config.server.allowed_origins)]
-    )
-    app[RELAY] = app[BACKEND] = relay
-    app[SOCKETS] = set()
-    app[CUTTING] = set()
+    app = streaming_app(relay, config)
+    app[RELAY] = relay
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         relay.start()
@@ -222,10 +216,6 @@ def build_relay_app(config: Config) -> web.Application:
         await relay.stop()
 
     app.cleanup_ctx.append(lifecycle)
-    app.on_shutdown.append(close_all)
-    app.router.add_get("/ws", stream_handler(None))
-    app.router.add_get("/ws/alerts", stream_handler("alerts"))
-    app.router.add_get("/ws/sensors", stream_handler("sensors"))
     app.router.add_get("/api/sites", sites)
     app.router.add_get("/api/alerts", alerts)
     app.router.add_get("/api/alerts/summary", summary)

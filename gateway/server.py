@@ -19,19 +19,17 @@ from pathlib import Path
 from aiohttp import web
 
 from drivers.sensors import MEASUREMENTS, UNITS
-from gateway.auth import Authenticator, claims_subject, install_redaction, security_middleware
+from gateway.auth import claims_subject
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
 from gateway.rest import dismissal, dismissed, not_active
 from gateway.service import Gateway
-from gateway.websocket import BACKEND, CUTTING, SOCKETS, close_all, stream_handler
+from gateway.websocket import STOPPING, streaming_app
 from simulators.control import add_routes as add_simulator_routes
 from simulators.rig import Rig
 
 RIG = web.AppKey("rig", Rig)
 GATEWAY = web.AppKey("gateway", Gateway)
-#: Set when the server begins to stop: long polls answer at once instead of holding it up.
-STOPPING = web.AppKey("stopping", asyncio.Event)
 SIM_SCHEME = "sim://"
 HISTORY_LIMIT = 10000
 VERSION = importlib.metadata.version("sensor-gateway")
@@ -67,57 +65,33 @@ def build_app(
     simulate: bool = False,
     sim_time_scale: float = 1.0,
 ) -> web.Application:
-    try:
-        authenticator = Authenticator(config.auth.jwt_secret, config.auth.jwt_public_key)
-    except (ValueError, OSError) as exc:
-        raise ConfigError(
-            [f"auth.jwt_public_key: not a PEM public key or its file: {exc}"]
-        ) from None
-    install_redaction()  # ?token= never reaches a log line
-    app = web.Application(
-        middlewares=[security_middleware(authenticator, config.server.allowed_origins)]
-    )
-    app[SOCKETS] = set()
-    app[CUTTING] = set()
     rig: Rig | None = None
     if simulate:
         rig = Rig(config.data_dir.absolute() / "serial" / "by-id", time_scale=sim_time_scale)
+    gateway = Gateway(config, ports=resolve_ports(config, rig))  # a wrong port fails here
+    app = streaming_app(gateway, config)
+    app[GATEWAY] = gateway
+    if rig is not None:
         app[RIG] = rig
         add_simulator_routes(app, rig)
-    ports_ready = resolve_ports(config, rig) if rig is None else None  # fail early, not at start
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         if rig is not None:
             await rig.start()
         try:
-            ports = ports_ready if ports_ready is not None else resolve_ports(config, rig)
-            gateway = Gateway(config, ports=ports)
-            app[GATEWAY] = app[BACKEND] = gateway
-            try:
-                await gateway.restore()  # alerts and dismissals back before any client
-                await gateway.open_ports()
-                await gateway.start()
-                yield
-            finally:
-                await gateway.stop()
+            await gateway.restore()  # alerts and dismissals back before any client
+            await gateway.open_ports()
+            await gateway.start()
+            yield
         finally:
+            await gateway.stop()
             if rig is not None:
                 await rig.stop()
 
     app.cleanup_ctx.append(lifecycle)
-    app[STOPPING] = asyncio.Event()
-
-    async def stopping(app: web.Application) -> None:
-        app[STOPPING].set()
-
-    app.on_shutdown.append(stopping)
-    app.on_shutdown.append(close_all)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
-    app.router.add_get("/ws", stream_handler(None))
-    app.router.add_get("/ws/alerts", stream_handler("alerts"))
-    app.router.add_get("/ws/sensors", stream_handler("sensors"))
     app.router.add_get("/api/info", info)
     app.router.add_get("/api/alerts", list_alerts)
     app.router.add_get("/api/alerts/summary", alert_summary)

@@ -20,8 +20,14 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from gateway.auth import SUBPROTOCOL, origin_allowed
-from gateway.config import Config
+from gateway.auth import (
+    SUBPROTOCOL,
+    Authenticator,
+    install_redaction,
+    origin_allowed,
+    security_middleware,
+)
+from gateway.config import Config, ConfigError
 from gateway.hub import CLOSE_GOING_AWAY, Client, Hub, Variant, frame_of, stamp
 from gateway.metrics import Metrics
 
@@ -43,6 +49,8 @@ class Backend(Protocol):
 
 
 BACKEND = web.AppKey("backend", Backend)
+#: Set when the server begins to stop: long polls answer at once instead of holding it up.
+STOPPING = web.AppKey("stopping", asyncio.Event)
 SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
 CUTTING = web.AppKey("cutting", set[asyncio.Task[None]])
 CLOSE_TIMEOUT = 2.0
@@ -337,3 +345,33 @@ async def close_all(app: web.Application) -> None:
         *(_close(ws, CLOSE_GOING_AWAY, "server shutdown") for ws in sockets),
         return_exceptions=True,
     )
+
+
+def streaming_app(backend: Backend, config: Config) -> web.Application:
+    """An application with what a gateway and a relay share: tokens and Origins checked
+    on every route, the three WebSocket endpoints, and a clean stop (1001 to every client).
+    Raises ConfigError for a public key that cannot be read."""
+    try:
+        authenticator = Authenticator(config.auth.jwt_secret, config.auth.jwt_public_key)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(
+            [f"auth.jwt_public_key: not a PEM public key or its file: {exc}"]
+        ) from None
+    install_redaction()  # ?token= never reaches a log line
+    app = web.Application(
+        middlewares=[security_middleware(authenticator, config.server.allowed_origins)]
+    )
+    app[BACKEND] = backend
+    app[SOCKETS] = set()
+    app[CUTTING] = set()
+    app[STOPPING] = asyncio.Event()
+
+    async def stopping(app: web.Application) -> None:
+        app[STOPPING].set()
+
+    app.on_shutdown.append(stopping)
+    app.on_shutdown.append(close_all)
+    app.router.add_get("/ws", stream_handler(None))
+    app.router.add_get("/ws/alerts", stream_handler("alerts"))
+    app.router.add_get("/ws/sensors", stream_handler("sensors"))
+    return app
