@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse
 
 from tests.helpers import until_true
+from tests.processes import GatewayProcess
 
 CONFIG = """
 data_dir = "{data_dir}"
@@ -51,38 +51,19 @@ hysteresis = 0.05
 """
 
 
-class Gateway:
-    def __init__(self, config: Path, cwd: Path) -> None:
-        self.config, self.cwd = config, cwd
-        self.process: asyncio.subprocess.Process | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "run", "-c", str(self.config), "--simulate",
-            "--port", "0", cwd=self.cwd,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        line = (await asyncio.wait_for(self.process.stdout.readline(), 9.0)).decode()
-        self.url = line.split(" on ")[1].split()[0]
+class Gateway(GatewayProcess):
+    def __init__(self, config: Path) -> None:
+        super().__init__(config, args=("--simulate", "--port", "0"))
 
     async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(self.process.wait(), 9.0)
+        await self.stop(signal.SIGKILL)
 
 
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     config = tmp_path / "gateway.toml"
     config.write_text(CONFIG.format(data_dir=tmp_path / "data"))
-    running = Gateway(config, tmp_path)
+    running = Gateway(config)
     await running.start()
     yield running
     await running.stop()

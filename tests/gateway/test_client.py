@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from aiohttp import ClientSession
 
 from gateway.client import GatewayClient, Status, backoff
 from gateway.messages import Initial, SensorUpdate, Subscribed
+from tests.processes import GatewayProcess, free_port
 
 CONFIG = """
 data_dir = "{data_dir}"
@@ -35,38 +35,14 @@ poll_interval = 0.1
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Gateway:
-    """A gateway process on a fixed port, so it can be stopped and started again."""
+class Gateway(GatewayProcess):
+    """A gateway on a fixed port, so it can be stopped and started again at the same URL."""
 
     def __init__(self, tmp_path: Path, extra: str = "") -> None:
-        self.port = free_port()
-        self.config = tmp_path / "gateway.toml"
-        self.config.write_text(
-            CONFIG.format(data_dir=tmp_path / "data", port=self.port, extra=extra)
-        )
-        self.cwd = tmp_path
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "run", "-c", str(self.config), "--simulate",
-            cwd=self.cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        await asyncio.wait_for(self.process.stdout.readline(), 9.0)  # serving
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(self.process.wait(), 9.0)
+        port = free_port()
+        config = tmp_path / "gateway.toml"
+        config.write_text(CONFIG.format(data_dir=tmp_path / "data", port=port, extra=extra))
+        super().__init__(config)
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import shutil
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
 import pytest
+
+from tests.processes import GatewayProcess, free_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 if not Path(MOSQUITTO).exists():
@@ -20,13 +20,6 @@ if not Path(MOSQUITTO).exists():
         "mosquitto is not installed (apt-get install mosquitto; .ci/run does it)",
         allow_module_level=True,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Broker:
@@ -96,33 +89,17 @@ hysteresis = 0.05
 """
 
 
-class Gateway:
+class Gateway(GatewayProcess):
     def __init__(self, directory: Path, broker: Broker, reservoir: str = "EMBALSE_01") -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         directory.mkdir(parents=True, exist_ok=True)
-        self.config = directory / "gateway.toml"
-        self.config.write_text(
+        self.port = free_port()
+        config = directory / "gateway.toml"
+        config.write_text(
             GATEWAY_CONFIG.format(
                 reservoir=reservoir, data_dir=directory / "data", port=self.port, broker=broker.url
             )
         )
-        self.directory = directory
-        self.process: asyncio.subprocess.Process | None = None
-        self.log = (directory / "gateway.log").open("ab")  # read it when a test fails
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "run", "-c", str(self.config), "--simulate",
-            cwd=self.directory, stdout=asyncio.subprocess.PIPE, stderr=self.log,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        await asyncio.wait_for(self.process.stdout.readline(), 9.0)
-
-    async def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(sig)
-            await asyncio.wait_for(self.process.wait(), 9.0)
+        super().__init__(config)
 
 
 def subscriber(broker: Broker, identifier: str) -> aiomqtt.Client:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,33 +10,16 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse
 
-from tests.mqtt.conftest import Broker, Gateway, free_port
+from tests.mqtt.conftest import Broker, Gateway
+from tests.processes import GatewayProcess, free_port
 
 
-class Relay:
+class Relay(GatewayProcess):
     def __init__(self, directory: Path, broker: Broker) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config = directory / "relay.toml"
-        self.config.write_text(f'[server]\nport = {self.port}\n[mqtt]\nurl = "{broker.url}"\n')
-        self.directory = directory
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "relay", "-c", str(self.config),
-            cwd=self.directory, stdout=asyncio.subprocess.PIPE,
-            stderr=(self.directory / "relay.log").open("ab"),
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), 9.0)
-        assert b"relay on http://" in line
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(self.process.wait(), 9.0)
+        config = directory / "relay.toml"
+        config.write_text(f'[server]\nport = {free_port()}\n[mqtt]\nurl = "{broker.url}"\n')
+        super().__init__(config, command="relay", args=())
 
 
 @pytest.fixture
