@@ -67,6 +67,8 @@ FD_RESERVE = 64
 class RateLimit:
     """A token bucket: ``rate`` actions a second, bursts of ``burst``."""
 
+    __slots__ = ("burst", "rate", "refused_in_a_row", "stamp", "tokens", "warned_at")
+
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.burst = rate, burst
         self.tokens = float(burst)
@@ -114,6 +116,8 @@ def _since(raw: object) -> int | None:
 
 class Connection:
     """One client: its hub Client, its channels, its rate limit, its token's expiry."""
+
+    __slots__ = ("app", "channels", "client", "fixed", "gateway", "limit", "transport", "ws")
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse, fixed: str | None) -> None:
         self.app = request.app
