@@ -4,17 +4,22 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run lint format test bench clean
+APT_PACKAGES := chromium mosquitto
+
+.PHONY: help run lint format test bench bench-full system-deps clean
 
 help:
 	@echo "make run     create .venv, install, start the gateway on simulated sensors (http://127.0.0.1:8000)"
 	@echo "make test    lint, type check, then the whole test suite"
 	@echo "make lint    ruff format --check, ruff check, mypy"
 	@echo "make format  ruff format and ruff check --fix"
-	@echo "make bench   run the benchmarks (python -m bench)"
+	@echo "make bench   the short benchmark run (< 3 min): figures into docs/bench/quick/"
+	@echo "make bench-full  every benchmark in full (~20 min): figures into docs/bench/"
+	@echo "make system-deps  apt-get install $(APT_PACKAGES) (as root): for the browser and MQTT tests"
 	@echo "make clean   remove .venv, caches and build output"
 
 # Re-installs whenever pyproject.toml changes.
@@ -39,8 +44,21 @@ format: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-bench: $(STAMP)
+# The benchmarks' own dependencies (FastAPI, uvicorn, matplotlib...): the bench extra.
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench --quick
+
+bench-full: $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+# The system programs some tests need; without them those tests skip, saying why.
+system-deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -12,8 +12,18 @@ import os
 import platform
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What a benchmark returns besides its text: figures for results.json, plots written."""
+
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,9 @@ class StoreRow:
     samples: list[int] = field(default_factory=list)  # ns per change
 
 
-async def run(*, iterations: int | None = None, quick: bool = False) -> str:
+async def run(
+    *, iterations: int | None = None, quick: bool = False, out: Path | None = None
+) -> str:
     """Measure every row and return the report (markdown tables and their notes)."""
     n = iterations or (QUICK_ITERATIONS if quick else ITERATIONS)
     default_store = QUICK_STORE_ITERATIONS if quick else STORE_ITERATIONS

@@ -22,6 +22,7 @@ import time
 import tty
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench import Summary, markdown_table
 from drivers.ezo import Transaction, encode_command
@@ -99,7 +100,9 @@ class Row:
     samples: list[int] = field(default_factory=list)
 
 
-async def run(*, iterations: int | None = None, quick: bool = False) -> str:
+async def run(
+    *, iterations: int | None = None, quick: bool = False, out: Path | None = None
+) -> str:
     """Measure every row and return the report (a markdown table and its notes)."""
     n = iterations or (QUICK_ITERATIONS if quick else ITERATIONS)
     warmup = max(20, round(n * WARMUP_SHARE))
