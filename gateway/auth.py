@@ -25,6 +25,8 @@ BEARER = "bearer."
 PUBLIC_PATHS = ("/healthz", "/", "/favicon.ico")
 PUBLIC_PREFIXES = ("/static/",)
 HMAC_ALGORITHMS = ["HS256"]
+#: The verified token's claims, on a request that carried one.
+CLAIMS = web.RequestKey("claims", dict[str, Any])
 PUBLIC_KEY_ALGORITHMS = ["RS256", "ES256"]
 
 log = logging.getLogger(__name__)
@@ -118,7 +120,7 @@ def security_middleware(auth: Authenticator, allowed_origins: list[str]) -> Any:
             return _cors(web.Response(status=204), origin, preflight=True)
         if auth.enabled and not is_public(request):
             try:
-                request["claims"] = auth.verify(token_of(request))
+                request[CLAIMS] = auth.verify(token_of(request))
             except AuthError as exc:
                 raise _unauthorized(str(exc)) from None
         response = await handler(request)

@@ -25,7 +25,7 @@ from typing import Any
 import aiomqtt
 from aiohttp import web
 
-from gateway.auth import claims_subject
+from gateway.auth import CLAIMS, claims_subject
 from gateway.config import Config, ConfigError
 from gateway.hub import Hub, Stream
 from gateway.metrics import Metrics
@@ -263,7 +263,7 @@ async def latest(request: web.Request) -> web.Response:
 async def dismiss(request: web.Request) -> web.Response:
     """Ask the owning gateway, and answer once its ``dismissed`` came back."""
     alert_id = await dismissal(request)
-    outcome = await request.app[RELAY].dismiss(alert_id, claims_subject(request.get("claims")))
+    outcome = await request.app[RELAY].dismiss(alert_id, claims_subject(request.get(CLAIMS)))
     if outcome is False:
         raise not_active(alert_id)
     if outcome is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from drivers.sensors import MEASUREMENTS, UNITS
-from gateway.auth import claims_subject
+from gateway.auth import CLAIMS, claims_subject
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
 from gateway.rest import dismissal, dismissed, not_active
@@ -225,7 +225,7 @@ async def _pollable(request: web.Request, stream: str, body: Callable[[], object
 
 async def dismiss(request: web.Request) -> web.Response:
     alert_id = await dismissal(request)
-    if not await request.app[GATEWAY].dismiss(alert_id, claims_subject(request.get("claims"))):
+    if not await request.app[GATEWAY].dismiss(alert_id, claims_subject(request.get(CLAIMS))):
         raise not_active(alert_id)
     return dismissed(alert_id)
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from aiohttp import WSMsgType, web
 
 from gateway.auth import (
+    CLAIMS,
     SUBPROTOCOL,
     Authenticator,
     install_redaction,
@@ -313,7 +314,7 @@ async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
     connection = Connection(request, ws, stream)
     if stream is not None:
         connection.subscribe(stream, since)
-    expiry = connection.expire_at(request.get("claims"))
+    expiry = connection.expire_at(request.get(CLAIMS))
     app[SOCKETS].add(ws)
     log.info("[WebSocket] Connected. Total connections: %d", len(app[SOCKETS]))
     try:
