@@ -304,13 +304,16 @@ class Gateway:
         buses = {p.name: p.health() for p in self.pollers}
         offline = self.readings.offline()
         down = [name for name, bus in buses.items() if bus["state"] != "connected"]
-        return {
+        health: dict[str, object] = {
             "status": "degraded" if offline or down else "ok",
             "connections": self.hub.connections,
             "buses": buses,
             "offline": offline,
             "sensors": self.readings.status(),
         }
+        if self.uplink is not None:
+            health["mqtt"] = {"connected": self.uplink.connected, "sent": self.uplink.sent}
+        return health
 
 
 def _rule(config: ThresholdConfig) -> Rule:

@@ -90,6 +90,10 @@ async def test_readings_and_events_on_the_documented_topics(
             lambda: bool(collector.on("alerts/events")) and len(collector.on("sensors")) >= 2
         )
     assert "online" in collector.on("status")
+    async with ClientSession() as http, http.get(gateway.url + "/healthz") as response:
+        uplink = (await response.json())["mqtt"]
+    assert uplink["connected"] is True
+    assert uplink["sent"] >= 3
     sensors = collector.on("sensors")[-1]
     assert sensors["type"] == "sensor_update"
     assert sensors["data"]["water_level"] == pytest.approx(12.5, abs=0.5)
