@@ -20,7 +20,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+from gateway.hub import utc_timestamp
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
@@ -296,3 +298,19 @@ def rule_from_bounds(
         s: v for s in SEVERITIES if (v := bounds.get(f"{s}_high")) is not None
     }
     return Rule(low, high, hysteresis, delay, stale_after)
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """An alert as ``GET /api/alerts`` lists it (and MQTT events carry it)."""
+    return {
+        "id": alert.id,
+        "measurement": alert.measurement,
+        "severity": alert.severity,
+        "state": alert.state,
+        "value": alert.value,
+        "bound": alert.bound,
+        "raised_at": utc_timestamp(alert.raised_at),
+        "kind": alert.kind,
+        "direction": alert.direction,
+        "updated_at": utc_timestamp(alert.updated_at),
+    }

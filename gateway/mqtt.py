@@ -6,6 +6,7 @@ Topics under ``<prefix>/<reservoir_id>/`` (docs/scaling.md):
 - ``alerts``: each alert-count ``update``, as on /ws/alerts (retained: the summary);
 - ``alerts/events``: ``raised``, ``escalated``, ``deescalated``, ``dismissed``,
   ``cleared``, each with the alert, and with the /ws/alerts message it caused;
+- ``alerts/active``: the alerts active now (retained);
 - ``status``: ``online``, and ``offline`` as the last will (retained);
 - ``commands/dismiss``: where relays ask this gateway to dismiss an alert.
 
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
-from gateway.alerts import Change
+from gateway.alerts import Change, alert_json
 from gateway.config import MqttConfig
 from gateway.hub import utc_timestamp
 from gateway.store import Outgoing, Store
@@ -87,12 +88,18 @@ class Uplink:
     def sensor_update(self, message: Mapping[str, Any]) -> Outgoing:
         return self._out("sensors", message, retain=True, droppable=True)
 
-    def for_alerts(
-        self, changes: Iterable[Change], messages: Sequence[Mapping[str, Any]]
-    ) -> list[Outgoing]:
-        """The events of these changes, then the count update among ``messages``."""
-        from gateway.service import alert_json  # the one alert shape, shared with REST
+    def active(self, alerts: Sequence[Mapping[str, Any]]) -> Outgoing:
+        """The alerts active now, retained: a relay that starts later still knows them."""
+        return self._out("alerts/active", list(alerts), retain=True, droppable=True)
 
+    def for_alerts(
+        self,
+        changes: Iterable[Change],
+        messages: Sequence[Mapping[str, Any]],
+        active: Sequence[Mapping[str, Any]],
+    ) -> list[Outgoing]:
+        """The events of these changes, the count update among ``messages``, and the
+        alerts active after them."""
         dismissed = {m["alert_id"]: m for m in messages if m["type"] == "dismissed"}
         out = [
             self._out(
@@ -116,7 +123,7 @@ class Uplink:
             for m in messages
             if m["type"] == "update"
         ]
-        return out
+        return [*out, self.active(active)]
 
     async def enqueue(self, outgoing: Sequence[Outgoing]) -> None:
         await self.store.enqueue(outgoing, keep=self.config.outbox_readings)

@@ -1,7 +1,7 @@
 """``sensor-gateway relay``: the same API for every reservoir heard on the broker.
 
 A relay has no serial buses. It subscribes to ``<prefix>/+/sensors``,
-``/alerts``, ``/alerts/events`` and ``/status`` and republishes each gateway's
+``/alerts``, ``/alerts/active``, ``/alerts/events`` and ``/status`` and republishes each gateway's
 messages, unchanged (seq and timestamp included), on the streams
 ``sensors:<reservoir_id>`` and ``alerts:<reservoir_id>``. Any number of relays
 may run side by side: they serve identical streams, so a client may move from
@@ -106,7 +106,7 @@ class Relay:
             try:
                 async with broker_client(self.config.mqtt, identifier) as client:
                     self._client, self.connected, backoff = client, True, RECONNECT_MIN
-                    for topic in ("sensors", "alerts", "alerts/events", "status"):
+                    for topic in ("sensors", "alerts", "alerts/active", "alerts/events", "status"):
                         await client.subscribe(f"{self.prefix}/+/{topic}", qos=1)
                     log.info("relay: listening on %s under %s/", self.config.mqtt.url, self.prefix)
                     async for message in client.messages:
@@ -139,6 +139,8 @@ class Relay:
         elif kind == "alerts":
             site.summary = dict(body.get("data") or site.summary)
             self._relay(site, "alerts", body)
+        elif kind == "alerts/active" and isinstance(body, list):
+            site.active = {str(a.get("id")): a for a in body if isinstance(a, dict)}
         elif kind == "alerts/events":
             self._event(site, body)
 

@@ -14,13 +14,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from drivers.sensors import Reading
-from gateway.alerts import Alert, AlertEngine, Change, Rule, rule_from_bounds
+from gateway.alerts import AlertEngine, Change, Rule, alert_json, rule_from_bounds
 from gateway.config import Config, ThresholdConfig
-from gateway.hub import Hub, utc_timestamp
+from gateway.hub import Hub
 from gateway.metrics import Metrics
 from gateway.mqtt import Uplink
 from gateway.poller import BusPoller
@@ -30,22 +30,6 @@ from gateway.store import Store
 log = logging.getLogger(__name__)
 DB_NAME = "gateway.sqlite3"
 _BOUNDS = ("critical_low", "warning_low", "info_low", "info_high", "warning_high", "critical_high")
-
-
-def alert_json(alert: Alert) -> dict[str, Any]:
-    """An alert as ``GET /api/alerts`` lists it."""
-    return {
-        "id": alert.id,
-        "measurement": alert.measurement,
-        "severity": alert.severity,
-        "state": alert.state,
-        "value": alert.value,
-        "bound": alert.bound,
-        "raised_at": utc_timestamp(alert.raised_at),
-        "kind": alert.kind,
-        "direction": alert.direction,
-        "updated_at": utc_timestamp(alert.updated_at),
-    }
 
 
 class Gateway:
@@ -78,8 +62,9 @@ class Gateway:
         )
         self.engine = AlertEngine(self.rules, new_id=self.store.new_id, now=clock())
         self._summary = self.engine.summary()
+        #: Changes with the counts and the active alerts just after them, in order.
         self._changes: asyncio.Queue[
-            tuple[list[Change], dict[str, int], asyncio.Future[None] | None]
+            tuple[list[Change], dict[str, int], list[dict[str, Any]], asyncio.Future[None] | None]
         ]
         self._changes = asyncio.Queue()
         self._to_store: dict[str, Reading] = {}
@@ -137,6 +122,7 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self._write_alerts(), name="gateway.alert-writer"))
         self._tasks.append(asyncio.create_task(self._watch_loop(), name="gateway.loop-lag"))
         if self.uplink is not None:
+            await self.uplink.enqueue([self.uplink.active(self.active_alerts())])  # as restored
             self.uplink.start()
 
     async def stop(self) -> None:
@@ -190,7 +176,8 @@ class Gateway:
 
     def _queue(self, changes: list[Change], done: asyncio.Future[None] | None = None) -> None:
         if changes:
-            self._changes.put_nowait((changes, self.engine.summary(), done))
+            active = [alert_json(a) for a in self.engine.active()]
+            self._changes.put_nowait((changes, self.engine.summary(), active, done))
 
     async def _write_alerts(self) -> None:
         """Commit each batch of changes, then tell the clients: never the other way round.
@@ -199,16 +186,10 @@ class Gateway:
         MQTT outbox can carry them in the same transaction as the changes.
         """
         while True:
-            changes, summary, done = await self._changes.get()
-            messages = [
-                self.hub.prepare("alerts", {"type": "dismissed", "alert_id": c.alert.id})
-                for c in changes
-                if c.event == "dismissed"
-            ]
-            if summary != self._summary:
-                self._summary = dict(summary)
-                messages.append(self.hub.prepare("alerts", {"type": "update", "data": summary}))
-            outgoing = self.uplink.for_alerts(changes, messages) if self.uplink else []
+            changes, summary, active, done = await self._changes.get()
+            dismissed = [c.alert.id for c in changes if c.event == "dismissed"]
+            messages = self._alert_news(dismissed, summary)
+            outgoing = self.uplink.for_alerts(changes, messages, active) if self.uplink else []
             try:
                 await self.store.save(changes, outgoing)
             except Exception as exc:
@@ -271,15 +252,28 @@ class Gateway:
         for stream in self.hub.streams:
             self.hub.publish(stream, {"type": "heartbeat"}, news=False, conflate="heartbeat")
 
+    def _alert_news(
+        self, dismissed: Sequence[str], summary: dict[str, int]
+    ) -> list[dict[str, Any]]:
+        """Stamp the /ws/alerts news: a ``dismissed`` per id, then an ``update`` if, and
+        only if, the counts changed. Delivered by the caller (after saving, if it saves)."""
+        messages = [
+            self.hub.prepare("alerts", {"type": "dismissed", "alert_id": alert_id})
+            for alert_id in dismissed
+        ]
+        if summary != self._summary:
+            self._summary = dict(summary)
+            messages.append(self.hub.prepare("alerts", {"type": "update", "data": self._summary}))
+        return messages
+
     def broadcast_alert_update(self, summary: dict[str, int]) -> None:
         """Tell the alert clients the new counts, if they changed."""
-        if summary == self._summary:
-            return
-        self._summary = dict(summary)
-        self.hub.publish("alerts", {"type": "update", "data": self._summary})
+        for message in self._alert_news((), summary):
+            self.hub.deliver("alerts", message)
 
     def broadcast_alert_dismissed(self, alert_id: str) -> None:
-        self.hub.publish("alerts", {"type": "dismissed", "alert_id": alert_id})
+        for message in self._alert_news((alert_id,), self._summary):
+            self.hub.deliver("alerts", message)
 
     def current(self, stream: str) -> dict[str, Any]:
         """The ``data`` of a stream now (what ``initial`` and ``refresh`` carry)."""

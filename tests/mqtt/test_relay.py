@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse
 
+from tests.helpers import until_true
 from tests.mqtt.conftest import Broker, Gateway
 from tests.processes import GatewayProcess, free_port
 
@@ -119,3 +120,34 @@ async def test_a_dismissal_at_one_relay_reaches_both_relays_clients(
     assert dismissed[0] == dismissed[1]  # the gateway's own event, the same at both relays
     assert dismissed[0][0]["alert_id"] == alert["id"]
     assert dismissed[0][0]["channel"] == "alerts:EMBALSE_02"
+
+
+async def test_a_relay_started_later_knows_the_active_alerts(
+    tmp_path: Path, broker: Broker, fleet: tuple[list[Gateway], list[Relay]]
+) -> None:
+    _, relays = fleet
+    async with ClientSession() as session:
+
+        async def alerts_at(relay: Relay) -> list[dict[str, Any]]:
+            async with session.get(relay.url + "/api/alerts") as response:
+                listed: list[dict[str, Any]] = await response.json()
+                return listed
+
+        await sites_known(session, relays[0], 2)
+        # Both gateways have raised their level alert ...
+        await until_true(lambda: _at_least(alerts_at(relays[0]), 2))
+        late = Relay(tmp_path / "late", broker)
+        await late.start()
+        try:
+            await sites_known(session, late, 2)
+            # ... and a relay that was not there then learns them from alerts/active.
+            await until_true(lambda: _at_least(alerts_at(late), 2), timeout=5)
+            alerts = await alerts_at(late)
+        finally:
+            await late.stop()
+    assert {a["reservoir_id"] for a in alerts} == {"EMBALSE_01", "EMBALSE_02"}
+    assert {a["measurement"] for a in alerts} == {"water_level"}
+
+
+async def _at_least(listing: Awaitable[list[Any]], count: int) -> bool:
+    return len(await listing) >= count
