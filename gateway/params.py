@@ -132,14 +132,16 @@ def bounded_int(raw: str, key: str, low: int, high: int) -> int:
     raise BadInput("invalid_query", f"{key}: expected an integer {low}..{high}, got {shown(raw)}")
 
 
-def seconds(raw: str, key: str, high: float) -> float:
-    """A finite number of seconds in ``0..high``."""
+def seconds(raw: str, key: str) -> float:
+    """A finite, non-negative number of seconds."""
     try:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not 0.0 <= value <= high:
-        raise BadInput("invalid_query", f"{key}: expected seconds 0..{high:g}, got {shown(raw)}")
+    if not 0.0 <= value < math.inf:
+        raise BadInput(
+            "invalid_query", f"{key}: expected seconds (a number >= 0), got {shown(raw)}"
+        )
     return value
 
 
@@ -158,11 +160,12 @@ def time_range(
 
 
 def long_poll(query: Mapping[str, str], current: int, wait_max: float) -> tuple[float, int] | None:
-    """``?wait=&since=`` of a long poll: (seconds to wait, the seq already seen), or None."""
+    """``?wait=&since=`` of a long poll: (seconds to wait, at most ``wait_max``; the seq
+    already seen, by default ``current``), or None when it is no long poll."""
     wait_raw = query.get("wait")
     if wait_raw is None:
         return None
-    wait = seconds(wait_raw, "wait", wait_max)
+    wait = min(wait_max, seconds(wait_raw, "wait"))
     since = seq(query.get("since"))
     return wait, current if since is None else since
 
