@@ -53,7 +53,6 @@ class Backend(Protocol):
 BACKEND = web.AppKey("backend", Backend)
 #: Set when the server begins to stop: long polls answer at once instead of holding it up.
 STOPPING = web.AppKey("stopping", asyncio.Event)
-SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
 CUTTING = web.AppKey("cutting", set[asyncio.Task[None]])
 CLOSE_TIMEOUT = 2.0
 CLOSE_TOKEN_EXPIRED = 4001
@@ -193,10 +192,19 @@ class Connection:
             else:
                 break
 
-    async def close(self) -> None:
+    def detach(self) -> None:
+        """Hear no more from the hub: nothing may follow our Close frame (RFC 6455 5.5.1)."""
+        self.client.closed = True
         for stream in list(self.channels):
             self.unsubscribe(stream)
+
+    async def close(self) -> None:
+        self.detach()
         await self.client.close()
+
+
+#: The open connections, for the connection cap and the close on shutdown.
+CONNECTIONS = web.AppKey("connections", set[Connection])
 
 
 def stream_handler(stream: str | None) -> Any:
@@ -218,7 +226,7 @@ async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
         since = params.seq(request.query.get("since"))
     except params.BadInput as exc:
         raise web.HTTPBadRequest(text=exc.detail) from None
-    if len(app[SOCKETS]) >= connection_cap(server.max_connections):
+    if len(app[CONNECTIONS]) >= connection_cap(server.max_connections):
         raise web.HTTPServiceUnavailable(text="connection limit reached; try again later")
     ws = web.WebSocketResponse(
         max_msg_size=server.max_message_bytes,
@@ -240,16 +248,16 @@ async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
     if stream is not None:
         connection.subscribe(stream, since)
     expiry = connection.expire_at(request.get(CLAIMS))
-    app[SOCKETS].add(ws)
-    log.info("[WebSocket] Connected. Total connections: %d", len(app[SOCKETS]))
+    app[CONNECTIONS].add(connection)
+    log.info("[WebSocket] Connected. Total connections: %d", len(app[CONNECTIONS]))
     try:
         await connection.run()
     finally:
         if expiry is not None:
             expiry.cancel()
         await connection.close()
-        app[SOCKETS].discard(ws)
-        log.info("[WebSocket] Disconnected. Total connections: %d", len(app[SOCKETS]))
+        app[CONNECTIONS].discard(connection)
+        log.info("[WebSocket] Disconnected. Total connections: %d", len(app[CONNECTIONS]))
     return ws
 
 
@@ -268,11 +276,14 @@ async def _cut_off(
 
 
 async def close_all(app: web.Application) -> None:
-    """On shutdown: every client gets 1001 (going away), all at once."""
-    open_sockets: set[web.WebSocketResponse] = app[SOCKETS]
-    sockets = list(open_sockets)
+    """On shutdown: every client gets 1001 (going away), all at once. Each leaves the hub
+    first, so no broadcast is written after its Close frame."""
+    open_connections: set[Connection] = app[CONNECTIONS]
+    connections = list(open_connections)
+    for connection in connections:
+        connection.detach()
     await asyncio.gather(
-        *(_close(ws, CLOSE_GOING_AWAY, "server shutdown") for ws in sockets),
+        *(_close(c.ws, CLOSE_GOING_AWAY, "server shutdown") for c in connections),
         return_exceptions=True,
     )
 
@@ -292,7 +303,7 @@ def streaming_app(backend: Backend, config: Config) -> web.Application:
         middlewares=[security_middleware(authenticator, config.server.allowed_origins)]
     )
     app[BACKEND] = backend
-    app[SOCKETS] = set()
+    app[CONNECTIONS] = set()
     app[CUTTING] = set()
     app[STOPPING] = asyncio.Event()
 
