@@ -6,6 +6,9 @@ On connect a client gets the stream's opening message (``initial`` counts, or a
 channels, and every message there carries its ``channel``. Anything else is
 answered with an ``error`` message and the connection stays open. Refusals
 (token, Origin, capacity, a bad ``since``) happen before the upgrade, as HTTP.
+
+What a client's frame means is decided by :class:`gateway.session.Session` (no
+I/O); this module is the aiohttp adapter that carries out its effects.
 """
 
 from __future__ import annotations
