@@ -51,16 +51,21 @@ class Authenticator:
         return bool(self._keys)
 
     def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims, or AuthError: missing, malformed, forged or expired."""
+        """The token's claims, or AuthError: missing, malformed, forged, expired or
+        without an ``exp`` (a token that never expires is refused)."""
         if not token:
             raise AuthError("no token: send Authorization: Bearer <token>")
         problem = "token not valid"
         for key, algorithms in self._keys:
             try:
-                claims: dict[str, Any] = jwt.decode(token, key, algorithms=algorithms)
+                claims: dict[str, Any] = jwt.decode(
+                    token, key, algorithms=algorithms, options={"require": ["exp"]}
+                )
                 return claims
             except jwt.ExpiredSignatureError:
                 raise AuthError("token expired") from None
+            except jwt.MissingRequiredClaimError:
+                raise AuthError("token has no exp: a token must expire") from None
             except jwt.InvalidSignatureError:
                 problem = "token signature does not match"
             except jwt.InvalidAlgorithmError:
@@ -163,26 +168,29 @@ def redact(text: str) -> str:
     return _TOKEN_IN_QUERY.sub(r"\1[redacted]", text)
 
 
-class RedactTokens(logging.Filter):
-    """Rewrites any ``token=...`` in a log record before it is written anywhere."""
+def _redacting(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """A log record factory that rewrites any ``token=...`` as the record is made."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: the handler reports it as usual
+            return record
         if "token=" in message:
             record.msg, record.args = redact(message), ()
-        return True
+        return record
 
-
-#: Loggers that write request lines: aiohttp's access and error logs, and ours.
-REDACTED_LOGGERS = ("aiohttp.access", "aiohttp.server", "aiohttp.web", "gateway")
+    make.redacts_tokens = True  # type: ignore[attr-defined]
+    return make
 
 
 def install_redaction() -> None:
-    """Put the filter on every logger that could write a URL (once)."""
-    for name in REDACTED_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactTokens) for f in logger.filters):
-            logger.addFilter(RedactTokens())
+    """Redact ``?token=`` in every log record, from any logger (ours, aiohttp's, a
+    library's), before any handler or filter sees it. Safe to call more than once."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "redacts_tokens", False):
+        logging.setLogRecordFactory(_redacting(factory))
 
 
 def claims_subject(claims: Mapping[str, Any] | None) -> str | None:

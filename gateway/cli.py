@@ -33,6 +33,8 @@ from simulators.rig import Rig
 EXIT_OK, EXIT_USAGE, EXIT_PORT = 0, 1, 2
 LISTEN_BACKLOG = 4096
 PROG = "sensor-gateway"
+#: The longest a minted token may live: a token that never expires is refused.
+MAX_TOKEN_DAYS = 3650
 log = logging.getLogger("gateway")
 
 
@@ -208,8 +210,8 @@ def mint_token(path: Path | None, subject: str, days: float) -> int:
     if not config.auth.jwt_secret:
         print("auth.jwt_secret: not set, so the gateway accepts no tokens to mint", file=sys.stderr)
         return EXIT_USAGE
-    if days <= 0:
-        print("--days: must be more than 0", file=sys.stderr)
+    if not 0 < days <= MAX_TOKEN_DAYS:  # NaN too: every token gets a real exp
+        print(f"--days: expected more than 0 and at most {MAX_TOKEN_DAYS}", file=sys.stderr)
         return EXIT_USAGE
     expires = int(time.time() + days * 86400)
     print(jwt.encode({"sub": subject, "exp": expires}, config.auth.jwt_secret, algorithm="HS256"))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
 
 from aiohttp import web
+
+from gateway import params
 
 
 def json_error(status: int, code: str, detail: str) -> web.HTTPException:
@@ -21,21 +21,14 @@ def json_error(status: int, code: str, detail: str) -> web.HTTPException:
 async def dismissal(request: web.Request) -> str:
     """The alert id of a ``POST /alerts/dismiss`` body; 422 saying what is wrong otherwise."""
     try:
-        body: Any = json.loads(await request.read())
-    except ValueError as exc:
-        raise json_error(422, "invalid_body", f"not JSON: {exc}") from None
-    if not isinstance(body, Mapping):
-        raise json_error(422, "invalid_body", 'expected {"alert_id": "..."}')
-    alert_id = body.get("alert_id")
-    if not isinstance(alert_id, str) or not alert_id:
-        raise json_error(
-            422, "invalid_body", 'alert_id: expected a non-empty string, as in {"alert_id": "..."}'
-        )
-    if unknown := sorted(set(body) - {"alert_id"}):
-        raise json_error(
-            422, "invalid_body", f"unknown key {unknown[0]!r}: only alert_id is expected"
-        )
-    return alert_id
+        return params.dismissal(await request.read())
+    except params.BadInput as exc:
+        raise unprocessable(exc) from None
+
+
+def unprocessable(exc: params.BadInput) -> web.HTTPException:
+    """422 with our error's code and detail."""
+    return json_error(422, exc.code, exc.detail)
 
 
 def dismissed(alert_id: str) -> web.Response:

@@ -13,16 +13,16 @@ import importlib.metadata
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
 
 from drivers.sensors import MEASUREMENTS, UNITS
+from gateway import params
 from gateway.auth import CLAIMS, claims_subject
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
-from gateway.rest import dismissal, dismissed, not_active
+from gateway.rest import dismissal, dismissed, json_error, not_active, unprocessable
 from gateway.service import Gateway
 from gateway.websocket import STOPPING, streaming_app
 from simulators.control import add_routes as add_simulator_routes
@@ -132,35 +132,19 @@ async def list_alerts(request: web.Request) -> web.Response:
     return web.json_response(request.app[GATEWAY].active_alerts())
 
 
-def _since(request: web.Request, default_age: float) -> tuple[float, int]:
-    """``?since=`` (ISO 8601 or epoch seconds) and ``?limit=`` of a history query."""
-    raw = request.query.get("since")
-    limit_raw = request.query.get("limit", "1000")
+def _range(request: web.Request, default_age: float) -> tuple[float, float, int]:
+    """``?since=&until=`` (ISO 8601 or epoch seconds) and ``?limit=`` of a history query."""
     try:
-        since = time.time() - default_age if raw is None else parse_time(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(
-            text=f"since: expected ISO 8601 (2026-11-27T10:00:00Z) or epoch seconds, got {raw!r}"
-        ) from None
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= HISTORY_LIMIT:
-        raise web.HTTPBadRequest(text=f"limit: expected 1..{HISTORY_LIMIT}, got {limit_raw!r}")
-    return since, int(limit_raw)
-
-
-def parse_time(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
+        return params.time_range(request.query, time.time(), default_age, HISTORY_LIMIT)
+    except params.BadInput as exc:
+        raise unprocessable(exc) from None
 
 
 async def alert_history(request: web.Request) -> web.Response:
     """Alert events (raised, escalated, deescalated, dismissed, cleared) after ``since``."""
-    since, limit = _since(request, default_age=86400.0)
+    since, until, limit = _range(request, default_age=86400.0)
     events = await request.app[GATEWAY].store.history(since, limit)
+    events = [event for event in events if event["at"] <= until]
     for event in events:
         event["at"] = utc_timestamp(event["at"])
     return web.json_response(events)
@@ -170,13 +154,17 @@ async def sensor_history(request: web.Request) -> web.Response:
     """Stored readings of one measurement after ``since`` (default: the last hour)."""
     measurement = request.query.get("measurement", "")
     if measurement not in MEASUREMENTS:
-        raise web.HTTPBadRequest(
-            text=f"measurement: expected one of {', '.join(MEASUREMENTS)}, got {measurement!r}"
-        )
-    since, limit = _since(request, default_age=3600.0)
+        known = ", ".join(MEASUREMENTS)
+        detail = f"measurement: expected one of {known}, got {params.shown(measurement)}"
+        raise json_error(422, "invalid_query", detail)
+    since, until, limit = _range(request, default_age=3600.0)
     rows = await request.app[GATEWAY].store.readings(measurement, since, limit)
     return web.json_response(
-        [{"timestamp": utc_timestamp(at), "value": value, "quality": q} for at, value, q in rows]
+        [
+            {"timestamp": utc_timestamp(at), "value": value, "quality": q}
+            for at, value, q in rows
+            if at <= until
+        ]
     )
 
 
@@ -197,20 +185,17 @@ async def _pollable(request: web.Request, stream: str, body: Callable[[], object
     or after ``wait`` seconds (at most 60) with what there is then.
     """
     news = request.app[GATEWAY].hub.streams[stream]
-    wait_raw, since_raw = request.query.get("wait"), request.query.get("since")
-    if wait_raw is not None:
-        try:
-            wait = min(LONG_POLL_MAX, float(wait_raw))
-            since = int(since_raw) if since_raw is not None else news.seq
-        except ValueError:
-            raise web.HTTPBadRequest(
-                text="wait: seconds (number); since: a seq (integer)"
-            ) from None
+    try:
+        poll = params.long_poll(request.query, news.seq, LONG_POLL_MAX)
+    except params.BadInput as exc:
+        raise json_error(400, exc.code, exc.detail) from None
+    if poll is not None:
+        wait, since = poll
         stopping = request.app[STOPPING]
         waiters = [news.news_after(since), stopping.wait()]
         tasks = [asyncio.ensure_future(w) for w in waiters]
         try:
-            await asyncio.wait(tasks, timeout=max(0.0, wait), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()

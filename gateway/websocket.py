@@ -6,13 +6,15 @@ On connect a client gets the stream's opening message (``initial`` counts, or a
 channels, and every message there carries its ``channel``. Anything else is
 answered with an ``error`` message and the connection stays open. Refusals
 (token, Origin, capacity, a bad ``since``) happen before the upgrade, as HTTP.
+
+What a client's frame means is decided by :class:`gateway.session.Session` (no
+I/O); this module is the aiohttp adapter that carries out its effects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import resource
 import time
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
+from gateway import params
 from gateway.auth import (
     CLAIMS,
     SUBPROTOCOL,
@@ -31,6 +34,7 @@ from gateway.auth import (
 from gateway.config import Config, ConfigError
 from gateway.hub import CLOSE_GOING_AWAY, Client, Hub, Variant, frame_of, stamp
 from gateway.metrics import Metrics
+from gateway.session import Close, Effect, Refresh, Send, Session, Subscribe, Unsubscribe
 
 log = logging.getLogger("gateway.websocket")
 
@@ -52,41 +56,14 @@ class Backend(Protocol):
 BACKEND = web.AppKey("backend", Backend)
 #: Set when the server begins to stop: long polls answer at once instead of holding it up.
 STOPPING = web.AppKey("stopping", asyncio.Event)
-SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
 CUTTING = web.AppKey("cutting", set[asyncio.Task[None]])
 CLOSE_TIMEOUT = 2.0
-CLOSE_POLICY = 1008
 CLOSE_TOKEN_EXPIRED = 4001
 #: WebSocket pings (which find dead peers) go out with the heartbeat, but never
 #: more often than this: a peer gets half the interval to answer.
 MIN_PING_INTERVAL = 5.0
-REFRESH_COST = 5
 #: File descriptors kept back from WebSocket clients (serial ports, SQLite, logs).
 FD_RESERVE = 64
-
-
-class RateLimit:
-    """A token bucket: ``rate`` actions a second, bursts of ``burst``."""
-
-    __slots__ = ("burst", "rate", "refused_in_a_row", "stamp", "tokens", "warned_at")
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-        self.refused_in_a_row = 0
-        self.warned_at = float("-inf")
-
-    def allow(self, cost: int = 1) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= cost:
-            self.tokens -= cost
-            self.refused_in_a_row = 0
-            return True
-        self.refused_in_a_row += 1
-        return False
 
 
 def connection_cap(configured: int | None) -> int:
@@ -101,24 +78,10 @@ def _kind(stream: str) -> str:
     return stream.split(":", 1)[0]
 
 
-def _error(code: str, detail: str) -> dict[str, Any]:
-    return {"type": "error", "error": code, "detail": detail}
-
-
-def _since(raw: object) -> int | None:
-    if raw is None:
-        return None
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
-        return raw
-    if isinstance(raw, str) and raw.isdigit():
-        return int(raw)
-    raise ValueError(f"since: expected a non-negative integer seq, got {raw!r}")
-
-
 class Connection:
-    """One client: its hub Client, its channels, its rate limit, its token's expiry."""
+    """One client: its session, its hub Client, its channels, its token's expiry."""
 
-    __slots__ = ("app", "channels", "client", "fixed", "gateway", "limit", "transport", "ws")
+    __slots__ = ("app", "channels", "client", "fixed", "gateway", "session", "transport", "ws")
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse, fixed: str | None) -> None:
         self.app = request.app
@@ -126,7 +89,13 @@ class Connection:
         self.ws = ws
         self.fixed = fixed  # the one stream of /ws/alerts or /ws/sensors; None on /ws
         server = gateway.config.server
-        self.limit = RateLimit(server.action_rate, server.action_burst)
+        self.session = Session(
+            fixed=fixed,
+            streams=gateway.hub.streams,
+            rate=server.action_rate,
+            burst=server.action_burst,
+            now=time.monotonic(),
+        )
         transport = request.transport
         assert transport is not None
         self.transport = transport
@@ -181,63 +150,21 @@ class Connection:
     def current(self, stream: str, kind: str) -> dict[str, Any]:
         return {"type": kind, "data": self.gateway.current(stream)}
 
-    def handle(self, text: str) -> None:
-        """Answer one client message."""
-        try:
-            message = json.loads(text)
-        except ValueError as exc:
-            return self.reply(_error("invalid_json", f"not JSON: {exc}"))
-        if not isinstance(message, dict):
-            return self.reply(
-                _error("invalid_message", 'expected an object, e.g. {"action": "ping"}')
-            )
-        action = message.get("action")
-        if not isinstance(action, str):
-            return self.reply(_error("missing_action", 'expected an "action" string'))
-        log.debug("[WebSocket] Message received: %s", action)
-        if not self.limit.allow(REFRESH_COST if action == "refresh" else 1):
-            return self.refused()
-        if action == "ping":
-            return self.reply({"type": "pong"})
-        channel = self.fixed or message.get("channel")
-        known = (
-            ("ping", "refresh") if self.fixed else ("ping", "refresh", "subscribe", "unsubscribe")
-        )
-        if action not in known:
-            return self.reply(
-                _error("unknown_action", f"unknown action {action[:40]!r}: use {', '.join(known)}")
-            )
-        if channel not in self.gateway.hub.streams:
-            channels = ", ".join(self.gateway.hub.streams)
-            return self.reply(
-                _error("unknown_channel", f"channel {str(channel)[:40]!r}: use {channels}"),
-                str(channel)[:40],
-            )
-        if action == "refresh":
-            return self.reply(
-                {"type": "refresh", "data": self.current(channel, "refresh")["data"]}, channel
-            )
-        if action == "unsubscribe":
-            self.unsubscribe(channel)
-            return self.reply({"type": "unsubscribed"}, channel)
-        try:
-            since = _since(message.get("since"))
-        except ValueError as exc:
-            return self.reply(_error("invalid_since", str(exc)), channel)
-        self.reply({"type": "subscribed"}, channel)
-        if channel not in self.channels:
-            self.subscribe(channel, since)
-
-    def refused(self) -> None:
-        """Over the rate limit: warn (once a second); close 1008 if it goes on."""
-        if self.limit.refused_in_a_row >= self.limit.burst:
-            self.cut_off(CLOSE_POLICY, "too many messages")
-            return
-        now = time.monotonic()
-        if now - self.limit.warned_at >= 1.0:
-            self.limit.warned_at = now
-            rate = self.limit.rate
-            self.reply(_error("rate_limited", f"at most {rate:g} actions a second; slow down"))
+    def handle(self, effects: list[Effect]) -> None:
+        """Carry out what the session made of one client frame."""
+        for effect in effects:
+            match effect:
+                case Send(message, channel):
+                    self.reply(message, channel)
+                case Refresh(stream):
+                    self.reply({"type": "refresh", "data": self.gateway.current(stream)}, stream)
+                case Subscribe(stream, since):
+                    if stream not in self.channels:
+                        self.subscribe(stream, since)
+                case Unsubscribe(stream):
+                    self.unsubscribe(stream)
+                case Close(code, reason):
+                    self.cut_off(code, reason)
 
     def cut_off(self, code: int, reason: str) -> None:
         if code != CLOSE_GOING_AWAY:
@@ -262,16 +189,25 @@ class Connection:
     async def run(self) -> None:
         async for message in self.ws:
             if message.type is WSMsgType.TEXT:
-                self.handle(message.data)
+                self.handle(self.session.handle(message.data, time.monotonic()))
             elif message.type is WSMsgType.BINARY:
-                self.reply(_error("binary_not_supported", "send JSON text frames, not binary"))
+                self.handle(self.session.handle_binary())
             else:
                 break
 
-    async def close(self) -> None:
+    def detach(self) -> None:
+        """Hear no more from the hub: nothing may follow our Close frame (RFC 6455 5.5.1)."""
+        self.client.closed = True
         for stream in list(self.channels):
             self.unsubscribe(stream)
+
+    async def close(self) -> None:
+        self.detach()
         await self.client.close()
+
+
+#: The open connections, for the connection cap and the close on shutdown.
+CONNECTIONS = web.AppKey("connections", set[Connection])
 
 
 def stream_handler(stream: str | None) -> Any:
@@ -290,10 +226,10 @@ async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
     if not origin_allowed(request, server.allowed_origins):
         raise web.HTTPForbidden(text=f"origin {request.headers.get('Origin')!r} is not allowed")
     try:
-        since = _since(request.query.get("since"))
-    except ValueError as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from None
-    if len(app[SOCKETS]) >= connection_cap(server.max_connections):
+        since = params.seq(request.query.get("since"))
+    except params.BadInput as exc:
+        raise web.HTTPBadRequest(text=exc.detail) from None
+    if len(app[CONNECTIONS]) >= connection_cap(server.max_connections):
         raise web.HTTPServiceUnavailable(text="connection limit reached; try again later")
     ws = web.WebSocketResponse(
         max_msg_size=server.max_message_bytes,
@@ -315,16 +251,16 @@ async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
     if stream is not None:
         connection.subscribe(stream, since)
     expiry = connection.expire_at(request.get(CLAIMS))
-    app[SOCKETS].add(ws)
-    log.info("[WebSocket] Connected. Total connections: %d", len(app[SOCKETS]))
+    app[CONNECTIONS].add(connection)
+    log.info("[WebSocket] Connected. Total connections: %d", len(app[CONNECTIONS]))
     try:
         await connection.run()
     finally:
         if expiry is not None:
             expiry.cancel()
         await connection.close()
-        app[SOCKETS].discard(ws)
-        log.info("[WebSocket] Disconnected. Total connections: %d", len(app[SOCKETS]))
+        app[CONNECTIONS].discard(connection)
+        log.info("[WebSocket] Disconnected. Total connections: %d", len(app[CONNECTIONS]))
     return ws
 
 
@@ -343,11 +279,14 @@ async def _cut_off(
 
 
 async def close_all(app: web.Application) -> None:
-    """On shutdown: every client gets 1001 (going away), all at once."""
-    open_sockets: set[web.WebSocketResponse] = app[SOCKETS]
-    sockets = list(open_sockets)
+    """On shutdown: every client gets 1001 (going away), all at once. Each leaves the hub
+    first, so no broadcast is written after its Close frame."""
+    open_connections: set[Connection] = app[CONNECTIONS]
+    connections = list(open_connections)
+    for connection in connections:
+        connection.detach()
     await asyncio.gather(
-        *(_close(ws, CLOSE_GOING_AWAY, "server shutdown") for ws in sockets),
+        *(_close(c.ws, CLOSE_GOING_AWAY, "server shutdown") for c in connections),
         return_exceptions=True,
     )
 
@@ -367,7 +306,7 @@ def streaming_app(backend: Backend, config: Config) -> web.Application:
         middlewares=[security_middleware(authenticator, config.server.allowed_origins)]
     )
     app[BACKEND] = backend
-    app[SOCKETS] = set()
+    app[CONNECTIONS] = set()
     app[CUTTING] = set()
     app[STOPPING] = asyncio.Event()
 

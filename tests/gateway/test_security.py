@@ -48,6 +48,7 @@ def bearer(value: str) -> dict[str, str]:
         (bearer(token("another secret, of the same good length")), "signature"),
         (bearer("not-a-jwt"), "well-formed"),
         (bearer(jwt.encode({"sub": "x"}, SECRET + " and more", algorithm="HS384")), "algorithm"),
+        (bearer(jwt.encode({"sub": "forever"}, SECRET, algorithm="HS256")), "no exp"),
     ],
 )
 async def test_refused_before_the_upgrade(
@@ -125,6 +126,43 @@ async def test_token_never_reaches_the_log(
     assert "token=[redacted]" in text
     assert good not in text
     assert "forged.token.value" not in text
+
+
+async def test_token_is_redacted_from_every_logger_and_handler(
+    secure: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Child loggers of ``gateway`` and aiohttp's loggers too, whatever handler writes them."""
+    import io
+    import logging
+
+    caplog.set_level("DEBUG")
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logging.getLogger().addHandler(handler)
+    try:
+        for name in ("gateway.websocket", "gateway.hub", "aiohttp.access", "aiohttp.server"):
+            logging.getLogger(name).warning("GET /ws/alerts?reservoir=A&token=%s", "SECRET-1")
+        await secure.get(f"/api/alerts?token={token()}&x=1")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    written = out.getvalue() + caplog.text
+    assert written.count("token=[redacted]") >= 5
+    assert "SECRET-1" not in written
+    assert "eyJ" not in written  # no JWT at all
+
+
+async def test_token_command_refuses_a_token_without_a_real_expiry(tmp_path: Any) -> None:
+    import sys
+
+    env = {**os.environ, "GATEWAY_AUTH__JWT_SECRET": SECRET}
+    for days in ("nan", "inf", "0"):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "token", "--sub", "x", "--days", days,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 9)
+        assert (process.returncode, out) == (1, b"")
+        assert err.decode().startswith("--days:"), err
 
 
 async def test_dismiss_records_who(secure: Client) -> None:
