@@ -42,8 +42,10 @@ class _LiveCollector(Collector):
         buses: Callable[[], Mapping[str, Mapping[str, int]]],
         readings: Callable[[], Mapping[str, float | None]],
         alerts: Callable[[], Mapping[str, int]],
+        ages: Callable[[], Mapping[str, float | None]],
     ) -> None:
         self._buses, self._readings, self._alerts = buses, readings, alerts
+        self._ages = ages
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -73,7 +75,15 @@ class _LiveCollector(Collector):
         )
         for severity, count in self._alerts().items():
             alerts.add_metric([severity], count)
-        yield from (requests, errors, reconnects, value, alerts)
+        ages = GaugeMetricFamily(
+            "gateway_sensor_last_good_age_seconds",
+            "Seconds since the last good reading (monotonic; absent before the first)",
+            labels=["measurement"],
+        )
+        for measurement, age in self._ages().items():
+            if age is not None:
+                ages.add_metric([measurement], age)
+        yield from (requests, errors, reconnects, value, alerts, ages)
 
 
 class _StorageCollector(Collector):
@@ -157,9 +167,10 @@ class Metrics:
         buses: Callable[[], Mapping[str, Mapping[str, int]]],
         readings: Callable[[], Mapping[str, float | None]],
         alerts: Callable[[], Mapping[str, int]],
+        ages: Callable[[], Mapping[str, float | None]] = dict,
     ) -> None:
         """Read these live at every scrape."""
-        self.registry.register(_LiveCollector(buses, readings, alerts))
+        self.registry.register(_LiveCollector(buses, readings, alerts, ages))
 
     def watch_storage(self, data_dir: Path, db: Path, *, failures: Callable[[], int]) -> None:
         """Measure the disk and the database at every scrape."""

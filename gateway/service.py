@@ -87,6 +87,7 @@ class Gateway:
             buses=lambda: {p.name: p.line.counters for p in self.pollers},
             readings=lambda: {m: self.readings.value(m) for m in self.rules},
             alerts=lambda: {k: v for k, v in self.alerts.engine.summary().items() if k != "total"},
+            ages=lambda: {m: self.readings.age(m) for m in self.rules},
         )
         self.metrics.watch_storage(
             config.data_dir, self.store.path, failures=lambda: self.store.health.failures
