@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import Summary, markdown_table
-from gateway.alerts import AlertEngine, Change, Rule, rule_from_bounds
+from gateway.alerts import AlertEngine, Change, Now, Rule, rule_from_bounds
 from gateway.store import Store
 
 ITERATIONS = 200_000
@@ -107,21 +107,25 @@ def _engine_rows() -> tuple[list[Row], Callable[[], tuple[int, int]]]:
     values = itertools.cycle(TOGGLE)
     calls = made = 0
 
-    def floor(measurement: str, value: float | None, now: float) -> list[Change]:
+    def floor(measurement: str, value: float | None, now: Now) -> list[Change]:
         return []
 
+    def moment() -> Now:
+        at = next(clock) * STEP
+        return Now(at, at)
+
     def normal() -> object:
-        return quiet.evaluate("ph", NORMAL, next(clock) * STEP)
+        return quiet.evaluate("ph", NORMAL, moment())
 
     def toggling() -> object:
         nonlocal calls, made
         calls += 1
-        changes = busy.evaluate("ph", next(values), next(clock) * STEP)
+        changes = busy.evaluate("ph", next(values), moment())
         made += len(changes)
         return changes
 
     def trivial() -> object:
-        return floor("ph", NORMAL, next(clock) * STEP)
+        return floor("ph", NORMAL, moment())
 
     rows = [
         Row("floor: trivial function, same arguments", True, trivial),
@@ -198,7 +202,7 @@ def _changes(new_id: Callable[[], str]) -> Iterator[Change]:
     """An endless stream of real changes, in an order the store accepts (raised first)."""
     engine = AlertEngine(RULES, new_id=new_id, now=0.0)
     for step, value in enumerate(itertools.cycle(TOGGLE), start=1):
-        yield from engine.evaluate("ph", value, step * STEP)
+        yield from engine.evaluate("ph", value, Now(step * STEP, step * STEP))
 
 
 def _filesystem(path: Path) -> str:

@@ -1,5 +1,9 @@
 """The threshold engine: readings in, alert changes out. Pure: no I/O, no clock.
 
+Time comes in as a :class:`Now`: the monotonic clock measures every duration
+(``stale_after``), the wall clock only stamps what is told and stored. A wall
+clock that steps (NTP at boot on a box without an RTC) raises nothing.
+
 Per measurement there is at most one alert at a time. An alert is raised when
 ``delay`` consecutive good readings lie beyond a bound; it escalates (info ->
 warning -> critical) when ``delay`` readings lie beyond a higher bound, and
@@ -29,6 +33,14 @@ SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 RANK = {"info": 1, "warning": 2, "critical": 3}
 Direction = Literal["low", "high"]
 Event = Literal["raised", "escalated", "deescalated", "dismissed", "cleared"]
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """One moment on both clocks (``Now(time.monotonic(), time.time())``)."""
+
+    monotonic: float  # durations: the stale check
+    wall: float  # stamps: raised_at, updated_at, Change.at (epoch seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +117,7 @@ class Latch:
 class Change:
     event: Event
     alert: Alert  # as it is after the change
-    at: float
+    at: float  # wall clock
     latch: Latch | None = None  # set by a dismissal: it holds until return to normal
     unlatched: bool = False  # a dismissed alert whose condition returned to normal
 
@@ -115,7 +127,7 @@ class _Track:
     """What the engine remembers of one measurement."""
 
     rule: Rule
-    last_good: float
+    last_good: float  # monotonic
     alert: Alert | None = None
     latch: Latch | None = None
     runs: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
@@ -123,7 +135,7 @@ class _Track:
 
 class AlertEngine:
     def __init__(self, rules: Mapping[str, Rule], *, new_id: Callable[[], str], now: float) -> None:
-        """``rules`` per watched measurement; ``now`` starts every stale clock."""
+        """``rules`` per watched measurement; ``now`` (monotonic) starts every stale clock."""
         self._new_id = new_id
         self._tracks = {m: _Track(rule, now) for m, rule in rules.items()}
 
@@ -155,12 +167,12 @@ class AlertEngine:
 
     # changes -----------------------------------------------------------------------
 
-    def evaluate(self, measurement: str, value: float | None, now: float) -> list[Change]:
+    def evaluate(self, measurement: str, value: float | None, now: Now) -> list[Change]:
         """One reading (``value`` None: bad quality). Returns what changed."""
         track = self._tracks.get(measurement)
         if track is None or value is None:
             return []
-        track.last_good = now
+        track.last_good = now.monotonic
         changes: list[Change] = []
         if track.alert is not None and track.alert.kind == "offline":
             changes.append(self._end(track, "cleared", value, now))
@@ -184,31 +196,33 @@ class AlertEngine:
                 changes.append(self._raise(track, measurement, direction, severity, value, now))
         return changes
 
-    def check_stale(self, now: float) -> list[Change]:
+    def check_stale(self, now: Now) -> list[Change]:
         """Raise "offline" for every measurement silent for longer than its stale_after."""
         changes = []
         for measurement, track in self._tracks.items():
-            silent = now - track.last_good > track.rule.stale_after
+            silent = now.monotonic - track.last_good > track.rule.stale_after
             dismissed_offline = track.latch is not None and track.latch.kind == "offline"
             if silent and track.alert is None and not dismissed_offline:
                 track.alert = Alert(
                     self._new_id(), measurement, "offline", None, "warning", "active",
-                    None, None, now, now,
+                    None, None, now.wall, now.wall,
                 )  # fmt: skip
-                changes.append(Change("raised", track.alert, now))
+                changes.append(Change("raised", track.alert, now.wall))
         return changes
 
-    def dismiss(self, alert_id: str, now: float, by: str | None = None) -> Change | None:
+    def dismiss(self, alert_id: str, now: Now, by: str | None = None) -> Change | None:
         """An operator closed the alert: it is latched while its condition holds."""
         for track in self._tracks.values():
             alert = track.alert
             if alert is None or alert.id != alert_id:
                 continue
-            done = dataclasses.replace(alert, state="dismissed", updated_at=now, dismissed_by=by)
+            done = dataclasses.replace(
+                alert, state="dismissed", updated_at=now.wall, dismissed_by=by
+            )
             track.latch = Latch(done)
             track.alert = None
             track.runs.clear()
-            return Change("dismissed", done, now, latch=track.latch)
+            return Change("dismissed", done, now.wall, latch=track.latch)
         return None
 
     # internals ---------------------------------------------------------------------
@@ -232,7 +246,7 @@ class AlertEngine:
         return confirmed
 
     def _follow(
-        self, track: _Track, value: float, confirmed: tuple[Direction, Severity] | None, now: float
+        self, track: _Track, value: float, confirmed: tuple[Direction, Severity] | None, now: Now
     ) -> list[Change]:
         alert = track.alert
         assert alert is not None
@@ -248,9 +262,9 @@ class AlertEngine:
         event: Event = "escalated" if RANK[target] > RANK[alert.severity] else "deescalated"
         bound = track.rule.bound(alert.direction, target)
         track.alert = dataclasses.replace(
-            alert, severity=target, value=value, bound=bound, updated_at=now
+            alert, severity=target, value=value, bound=bound, updated_at=now.wall
         )
-        return [Change(event, track.alert, now)]
+        return [Change(event, track.alert, now.wall)]
 
     def _raise(
         self,
@@ -259,27 +273,30 @@ class AlertEngine:
         direction: Direction,
         severity: Severity,
         value: float,
-        now: float,
+        now: Now,
     ) -> Change:
         bound = track.rule.bound(direction, severity)
         track.alert = Alert(
             self._new_id(), measurement, "threshold", direction, severity, "active",
-            value, bound, now, now,
+            value, bound, now.wall, now.wall,
         )  # fmt: skip
-        return Change("raised", track.alert, now)
+        return Change("raised", track.alert, now.wall)
 
-    def _end(self, track: _Track, event: Event, value: float | None, now: float) -> Change:
+    def _end(self, track: _Track, event: Event, value: float | None, now: Now) -> Change:
         assert track.alert is not None
-        done = dataclasses.replace(track.alert, state="cleared", value=value, updated_at=now)
+        done = dataclasses.replace(track.alert, state="cleared", value=value, updated_at=now.wall)
         track.alert = None
-        return Change(event, done, now)
+        return Change(event, done, now.wall)
 
-    def _unlatch(self, track: _Track, now: float) -> Change:
+    def _unlatch(self, track: _Track, now: Now) -> Change:
         assert track.latch is not None
         latch, track.latch = track.latch, None
         # The dismissed alert's condition is over; it stays dismissed, no count changes.
         return Change(
-            "cleared", dataclasses.replace(latch.alert, updated_at=now), now, unlatched=True
+            "cleared",
+            dataclasses.replace(latch.alert, updated_at=now.wall),
+            now.wall,
+            unlatched=True,
         )
 
     @staticmethod

@@ -125,6 +125,7 @@ class StorageConfig(_Model):
 
     retention_days: float = Field(default=30.0, gt=0)
     readings_every: float = Field(default=10.0, gt=0)
+    retry_interval: float = Field(default=2.0, gt=0, le=60)  # s between tries of held alert changes
 
 
 class MqttConfig(_Model):

@@ -7,7 +7,9 @@ never counted twice.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -40,8 +42,10 @@ class _LiveCollector(Collector):
         buses: Callable[[], Mapping[str, Mapping[str, int]]],
         readings: Callable[[], Mapping[str, float | None]],
         alerts: Callable[[], Mapping[str, int]],
+        ages: Callable[[], Mapping[str, float | None]],
     ) -> None:
         self._buses, self._readings, self._alerts = buses, readings, alerts
+        self._ages = ages
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -71,7 +75,48 @@ class _LiveCollector(Collector):
         )
         for severity, count in self._alerts().items():
             alerts.add_metric([severity], count)
-        yield from (requests, errors, reconnects, value, alerts)
+        ages = GaugeMetricFamily(
+            "gateway_sensor_last_good_age_seconds",
+            "Seconds since the last good reading (monotonic; absent before the first)",
+            labels=["measurement"],
+        )
+        for measurement, age in self._ages().items():
+            if age is not None:
+                ages.add_metric([measurement], age)
+        yield from (requests, errors, reconnects, value, alerts, ages)
+
+
+class _StorageCollector(Collector):
+    """The disk under data_dir and the database on it, measured at each scrape."""
+
+    def __init__(self, data_dir: Path, db: Path, failures: Callable[[], int]) -> None:
+        self._data_dir, self._db, self._failures = data_dir, db, failures
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "gateway_storage_write_failures",
+            "Writes the disk refused (full, read-only, I/O error)",
+            value=self._failures(),
+        )
+        try:
+            free = shutil.disk_usage(self._data_dir).free
+        except OSError:
+            pass  # data_dir not there (yet): no sample
+        else:
+            yield GaugeMetricFamily(
+                "gateway_storage_free_bytes", "Free bytes on data_dir's filesystem", value=free
+            )
+        sizes = [
+            path.stat().st_size
+            for path in (self._db, self._db.with_name(self._db.name + "-wal"))
+            if path.exists()
+        ]
+        if sizes:
+            yield GaugeMetricFamily(
+                "gateway_storage_db_bytes",
+                "The SQLite database, with its -wal file",
+                value=sum(sizes),
+            )
 
 
 class Metrics:
@@ -122,9 +167,14 @@ class Metrics:
         buses: Callable[[], Mapping[str, Mapping[str, int]]],
         readings: Callable[[], Mapping[str, float | None]],
         alerts: Callable[[], Mapping[str, int]],
+        ages: Callable[[], Mapping[str, float | None]] = dict,
     ) -> None:
         """Read these live at every scrape."""
-        self.registry.register(_LiveCollector(buses, readings, alerts))
+        self.registry.register(_LiveCollector(buses, readings, alerts, ages))
+
+    def watch_storage(self, data_dir: Path, db: Path, *, failures: Callable[[], int]) -> None:
+        """Measure the disk and the database at every scrape."""
+        self.registry.register(_StorageCollector(data_dir, db, failures))
 
     def published(self, stream: str, clients: int, seconds: float) -> None:
         self.messages_sent.labels(stream).inc(clients)

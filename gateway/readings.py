@@ -21,6 +21,8 @@ class LatestReadings:
 
     A measurement with no good reading within its ``stale_after`` seconds is
     offline: its value is reported as null, never as the last number seen.
+    Ages are measured on ``clock``, the monotonic clock: a wall-clock step
+    changes nothing here.
     """
 
     def __init__(
@@ -45,6 +47,13 @@ class LatestReadings:
         if reading.quality is Quality.GOOD:
             state.last_good = reading
             state.good_at = self._clock()
+
+    def age(self, measurement: str) -> float | None:
+        """Seconds (monotonic) since the last good reading; None before the first."""
+        state = self._states.get(measurement)
+        if state is None or state.good_at is None:
+            return None
+        return self._clock() - state.good_at
 
     def stale_after(self, measurement: str) -> float:
         return self._stale_after.get(measurement, self._default)

@@ -4,8 +4,9 @@ It owns every background task (pollers, the sensor ticker, heartbeats, the
 alert writer, the stale check, the readings writer) and the seed's broadcast
 API: :meth:`broadcast_alert_update` and :meth:`broadcast_alert_dismissed`.
 
-An alert change goes engine -> SQLite (committed) -> clients, always in that
-order, through one queue: what a client was told is on disk.
+The alert path (engine -> store -> clients and uplink), and what it does when
+the disk refuses a write, is gateway/pipeline.py's. Durations (staleness) run
+on the monotonic clock; the wall clock only stamps.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from drivers.sensors import Reading
-from gateway.alerts import AlertEngine, Change, Rule, alert_json, rule_from_bounds
+from gateway.alerts import Rule, rule_from_bounds
 from gateway.config import Config, ThresholdConfig
 from gateway.hub import Hub
 from gateway.metrics import Metrics
 from gateway.mqtt import Uplink
+from gateway.pipeline import AlertPipeline
 from gateway.poller import BusPoller
 from gateway.readings import LatestReadings
-from gateway.store import Store
+from gateway.store import Store, StoreWriteError
 
 log = logging.getLogger(__name__)
 DB_NAME = "gateway.sqlite3"
@@ -39,8 +41,10 @@ class Gateway:
         *,
         ports: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``ports`` maps a bus name to the port to open instead of its configured one."""
+        """``ports`` maps a bus name to the port to open instead of its configured one.
+        ``clock`` stamps (wall clock); ``monotonic`` measures every duration."""
         self.config = config
         self.clock = clock
         self.metrics = Metrics()
@@ -51,7 +55,7 @@ class Gateway:
             str(m): _rule(thresholds.get(m) or ThresholdConfig()) for m in watched
         }
         self.readings = LatestReadings(
-            config.reservoir_id, {m: r.stale_after for m, r in self.rules.items()}
+            config.reservoir_id, {m: r.stale_after for m, r in self.rules.items()}, clock=monotonic
         )
         # Ids name their reservoir: unique across a fleet, as relays need them to be.
         self.store = Store(config.data_dir / DB_NAME, id_prefix=f"{config.reservoir_id}-")
@@ -60,13 +64,15 @@ class Gateway:
             if config.mqtt.url
             else None
         )
-        self.engine = AlertEngine(self.rules, new_id=self.store.new_id, now=clock())
-        self._summary = self.engine.summary()
-        #: Changes with the counts and the active alerts just after them, in order.
-        self._changes: asyncio.Queue[
-            tuple[list[Change], dict[str, int], list[dict[str, Any]], asyncio.Future[None] | None]
-        ]
-        self._changes = asyncio.Queue()
+        self.alerts = AlertPipeline(
+            self.rules,
+            self.store,
+            self.hub,
+            self.uplink,
+            retry_interval=config.storage.retry_interval,
+            wall=clock,
+            monotonic=monotonic,
+        )
         self._to_store: dict[str, Reading] = {}
         ports = ports or {}
         self.pollers = [
@@ -80,7 +86,11 @@ class Gateway:
         self.metrics.watch(
             buses=lambda: {p.name: p.line.counters for p in self.pollers},
             readings=lambda: {m: self.readings.value(m) for m in self.rules},
-            alerts=lambda: {k: v for k, v in self.engine.summary().items() if k != "total"},
+            alerts=lambda: {k: v for k, v in self.alerts.engine.summary().items() if k != "total"},
+            ages=lambda: {m: self.readings.age(m) for m in self.rules},
+        )
+        self.metrics.watch_storage(
+            config.data_dir, self.store.path, failures=lambda: self.store.health.failures
         )
 
     # life cycle ------------------------------------------------------------------
@@ -88,9 +98,7 @@ class Gateway:
     async def restore(self) -> None:
         """Open the store and put back the active alerts and latches (before any client)."""
         restored = await self.store.open()
-        self.engine = AlertEngine(self.rules, new_id=self.store.new_id, now=self.clock())
-        self.engine.restore(restored.alerts, restored.latches)
-        self._summary = self.engine.summary()
+        self.alerts.restore(restored)
         if restored.alerts or restored.latches:
             log.info(
                 "restored %d active alerts and %d dismissals",
@@ -164,69 +172,39 @@ class Gateway:
     def on_reading(self, reading: Reading) -> None:
         self.readings.record(reading)
         self._to_store[reading.measurement] = reading
-        value = reading.value if reading.good else None
-        self._queue(self.engine.evaluate(reading.measurement, value, self.clock()))
+        self.alerts.evaluate(reading.measurement, reading.value if reading.good else None)
 
     def check_stale(self) -> None:
-        self._queue(self.engine.check_stale(self.clock()))
+        self.alerts.check_stale()
 
     def temperature(self) -> float | None:
         """A fresh water temperature for EZO compensation, if there is one."""
         return self.readings.value("temperature")
 
-    def _queue(self, changes: list[Change], done: asyncio.Future[None] | None = None) -> None:
-        if changes:
-            active = [alert_json(a) for a in self.engine.active()]
-            self._changes.put_nowait((changes, self.engine.summary(), active, done))
-
     async def _write_alerts(self) -> None:
-        """Commit each batch of changes, then tell the clients: never the other way round.
-
-        The /ws/alerts messages are stamped (given their seq) first, so that the
-        MQTT outbox can carry them in the same transaction as the changes.
-        """
-        while True:
-            changes, summary, active, done = await self._changes.get()
-            dismissed = [c.alert.id for c in changes if c.event == "dismissed"]
-            messages = self._alert_news(dismissed, summary)
-            outgoing = self.uplink.for_alerts(changes, messages, active) if self.uplink else []
-            try:
-                await self.store.save(changes, outgoing)
-            except Exception as exc:
-                log.exception("could not save alert changes")
-                if done is not None and not done.done():
-                    done.set_exception(exc)
-                continue
-            for change in changes:
-                log.info("alert %s %s: %s %s", change.alert.id, change.event,
-                         change.alert.measurement, change.alert.severity)  # fmt: skip
-            for message in messages:
-                self.hub.deliver("alerts", message)
-            if outgoing and self.uplink is not None:
-                self.uplink.wake.set()
-            if done is not None and not done.done():
-                done.set_result(None)
+        """The alert writer task (see gateway/pipeline.py)."""
+        await self.alerts.run()
 
     async def dismiss(self, alert_id: str, by: str | None = None) -> bool:
-        """Dismiss an active alert: committed, then ``dismissed`` and ``update`` sent."""
-        change = self.engine.dismiss(alert_id, self.clock(), by)
-        if change is None:
-            return False
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue([change], done)
-        await done
-        return True
+        """Dismiss an active alert: ``dismissed`` and ``update`` sent, the change stored."""
+        return await self.alerts.dismiss(alert_id, by)
 
     def active_alerts(self) -> list[dict[str, Any]]:
-        return [alert_json(a) for a in self.engine.active()]
+        return self.alerts.active()
 
     async def store_readings(self) -> None:
-        batch, self._to_store = list(self._to_store.values()), {}
-        await self.store.add_readings(batch)
+        """Write the latest reading of each measurement; what the disk refuses waits for
+        the next try, unless a newer reading of that measurement came meanwhile."""
+        batch, self._to_store = self._to_store, {}
+        try:
+            await self.store.add_readings(batch.values())
+        except StoreWriteError:  # counted and logged (rate-limited) by store.health
+            self._to_store = batch | self._to_store
 
     async def prune_readings(self) -> None:
         cutoff = self.clock() - self.config.storage.retention_days * 86400
-        await self.store.prune_readings(cutoff)
+        with contextlib.suppress(StoreWriteError):  # counted and logged by store.health
+            await self.store.prune_readings(cutoff)
 
     # the broadcast API -----------------------------------------------------------------
 
@@ -242,7 +220,9 @@ class Gateway:
         """Every sensor_interval: a sensor_update to the clients, and to the broker."""
         message = self.publish_sensor_update()
         if self.uplink is not None:
-            await self.uplink.enqueue([self.uplink.sensor_update(message)])
+            # What the disk refuses is lost for the broker (counted and logged by store.health).
+            with contextlib.suppress(StoreWriteError):
+                await self.uplink.enqueue([self.uplink.sensor_update(message)])
 
     def latest_sensor_data(self) -> dict[str, float | str | None]:
         """The ``data`` of the last sensor_update (the current readings before the first)."""
@@ -252,33 +232,19 @@ class Gateway:
         for stream in self.hub.streams:
             self.hub.publish(stream, {"type": "heartbeat"}, news=False, conflate="heartbeat")
 
-    def _alert_news(
-        self, dismissed: Sequence[str], summary: dict[str, int]
-    ) -> list[dict[str, Any]]:
-        """Stamp the /ws/alerts news: a ``dismissed`` per id, then an ``update`` if, and
-        only if, the counts changed. Delivered by the caller (after saving, if it saves)."""
-        messages = [
-            self.hub.prepare("alerts", {"type": "dismissed", "alert_id": alert_id})
-            for alert_id in dismissed
-        ]
-        if summary != self._summary:
-            self._summary = dict(summary)
-            messages.append(self.hub.prepare("alerts", {"type": "update", "data": self._summary}))
-        return messages
-
     def broadcast_alert_update(self, summary: dict[str, int]) -> None:
         """Tell the alert clients the new counts, if they changed."""
-        for message in self._alert_news((), summary):
+        for message in self.alerts.news((), summary):
             self.hub.deliver("alerts", message)
 
     def broadcast_alert_dismissed(self, alert_id: str) -> None:
-        for message in self._alert_news((alert_id,), self._summary):
+        for message in self.alerts.news((alert_id,), self.alerts.summary):
             self.hub.deliver("alerts", message)
 
     def current(self, stream: str) -> dict[str, Any]:
         """The ``data`` of a stream now (what ``initial`` and ``refresh`` carry)."""
         if stream == "alerts":
-            return dict(self._summary)
+            return self.alerts.summary
         return dict(self.readings.snapshot())
 
     def channel(self, name: str, reservoir: str | None = None) -> str | None:
@@ -290,7 +256,7 @@ class Gateway:
     @property
     def summary(self) -> dict[str, int]:
         """The counts the clients were last told."""
-        return dict(self._summary)
+        return self.alerts.summary
 
     # health -------------------------------------------------------------------------------
 
@@ -298,12 +264,15 @@ class Gateway:
         buses = {p.name: p.health() for p in self.pollers}
         offline = self.readings.offline()
         down = [name for name, bus in buses.items() if bus["state"] != "connected"]
+        storage = self.alerts.storage()
+        failing = storage["state"] != "ok"
         health: dict[str, object] = {
-            "status": "degraded" if offline or down else "ok",
+            "status": "degraded" if offline or down or failing else "ok",
             "connections": self.hub.connections,
             "buses": buses,
             "offline": offline,
             "sensors": self.readings.status(),
+            "storage": storage,
         }
         if self.uplink is not None:
             health["mqtt"] = {"connected": self.uplink.connected, "sent": self.uplink.sent}

@@ -1,16 +1,25 @@
 """SQLite under ``data_dir``: alerts with their whole history, latches, readings.
 
 Every alert change is committed (WAL, ``synchronous=FULL``) before it is
-published, so a ``kill -9`` or a power cut at any moment loses nothing a client
-was told. All database work runs on one thread of its own, in submission order,
-so the event loop never waits on a disk.
+published while the disk takes writes, so a ``kill -9`` or a power cut then
+loses nothing a client was told (gateway/pipeline.py says what happens when it
+does not). All database work runs on one thread of its own, in submission
+order, so the event loop never waits on a disk.
+
+A write the disk refuses (full, read-only, I/O error) raises
+:class:`StoreWriteError` and is counted and reported by :class:`StorageHealth`:
+one ERROR line when writes start failing, at most one a minute while they go
+on failing, one INFO line when they succeed again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +29,8 @@ from drivers.sensors import Reading
 from gateway.alerts import Alert, Change, Latch
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+REPORT_EVERY = 60.0  # s between ERROR lines while writes go on failing
 SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,12 +83,62 @@ class Restored:
     latches: list[Latch]
 
 
+class StoreWriteError(Exception):
+    """The disk refused a write (full, read-only, I/O error): worth retrying later."""
+
+    def __init__(self, what: str, error: str) -> None:
+        super().__init__(f"cannot write {what}: {error}")
+        self.what, self.error = what, error
+
+
+class StorageHealth:
+    """Whether the last write succeeded, reported without flooding the log."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self.failures = 0  # failed writes since start: gateway_storage_write_failures_total
+        self.error: str | None = None  # the last failure, while failing
+        self._clock = clock
+        self._failing_since: float | None = None
+        self._failures_then = 0
+        self._reported_at = float("-inf")
+
+    @property
+    def failing(self) -> bool:
+        return self.error is not None
+
+    def failed(self, error: StoreWriteError) -> None:
+        now = self._clock()
+        self.failures += 1
+        self.error = str(error)
+        if self._failing_since is None:
+            self._failing_since, self._failures_then = now, self.failures - 1
+        if now - self._reported_at >= REPORT_EVERY:
+            self._reported_at = now
+            log.error(
+                "storage: %s (%s); %d failed writes so far; alert changes are held in "
+                "memory and retried (this line repeats at most once a minute)",
+                error, self.path, self.failures - self._failures_then,
+            )  # fmt: skip
+
+    def succeeded(self) -> None:
+        if self._failing_since is not None:
+            log.info(
+                "storage: writes to %s succeed again after %d failures over %.0f s",
+                self.path,
+                self.failures - self._failures_then,
+                self._clock() - self._failing_since,
+            )
+        self._failing_since, self.error = None, None
+
+
 class Store:
     """Open with :meth:`open`, close with :meth:`close`; every method is awaited."""
 
     def __init__(self, path: Path, *, id_prefix: str = "A-") -> None:
         self.path = path
         self.id_prefix = id_prefix
+        self.health = StorageHealth(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._db: sqlite3.Connection | None = None
         self._next_seq = 1
@@ -88,6 +149,19 @@ class Store:
             return work(self._db)
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def _write(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a write; what the disk refuses comes out as StoreWriteError, counted."""
+        try:
+            result = await self._run(work)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+            raise  # a bug, not the disk
+        except (sqlite3.DatabaseError, OSError) as exc:
+            error = StoreWriteError(what, str(exc))
+            self.health.failed(error)
+            raise error from exc
+        self.health.succeeded()
+        return result
 
     async def open(self) -> Restored:
         """Open (creating if need be) and return the active alerts and latches."""
@@ -136,7 +210,7 @@ class Store:
 
     async def save(self, changes: Sequence[Change], outgoing: Sequence[Outgoing] = ()) -> None:
         """Commit the changes, and the messages that tell of them, in one transaction."""
-        await self._run(lambda db: _save(db, changes, outgoing))
+        await self._write("alert changes", lambda db: _save(db, changes, outgoing))
 
     # the MQTT outbox ------------------------------------------------------------------
 
@@ -144,20 +218,15 @@ class Store:
         """Add messages; then drop the oldest droppable ones beyond ``keep``."""
 
         def work(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(db, "BEGIN IMMEDIATE"):
                 _enqueue(db, outgoing)
                 db.execute(
                     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE droppable = 1 "
                     "ORDER BY id DESC LIMIT -1 OFFSET ?)",
                     (keep,),
                 )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
 
-        await self._run(work)
+        await self._write("the MQTT outbox", work)
 
     async def outbox(self, limit: int) -> list[Outgoing]:
         """The oldest messages not yet acknowledged, in the order they were queued."""
@@ -168,7 +237,10 @@ class Store:
     async def acknowledged(self, ids: Sequence[int]) -> None:
         """The broker has them: forget them."""
         rows = [(i,) for i in ids]
-        await self._run(lambda db: _in_transaction(db, "DELETE FROM outbox WHERE id = ?", rows))
+        await self._write(
+            "the MQTT outbox",
+            lambda db: _in_transaction(db, "DELETE FROM outbox WHERE id = ?", rows),
+        )
 
     async def outbox_size(self) -> int:
         (count,) = await self._run(lambda db: db.execute("SELECT COUNT(*) FROM outbox").fetchone())
@@ -191,8 +263,9 @@ class Store:
     async def add_readings(self, readings: Iterable[Reading]) -> None:
         rows = [(r.measurement, r.timestamp, r.value, r.quality.value, r.source) for r in readings]
         if rows:
-            await self._run(
-                lambda db: _in_transaction(db, "INSERT INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+            await self._write(
+                "readings",
+                lambda db: _in_transaction(db, "INSERT INTO readings VALUES (?, ?, ?, ?, ?)", rows),
             )
 
     async def readings(
@@ -208,8 +281,8 @@ class Store:
 
     async def prune_readings(self, before: float) -> int:
         """Drop readings older than ``before``; alert history is kept."""
-        cursor = await self._run(
-            lambda db: db.execute("DELETE FROM readings WHERE at < ?", (before,))
+        cursor = await self._write(
+            "readings", lambda db: db.execute("DELETE FROM readings WHERE at < ?", (before,))
         )
         return cursor.rowcount
 
@@ -218,14 +291,24 @@ def _alert(row: Sequence[Any]) -> Alert:
     return Alert(*row)
 
 
-def _in_transaction(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    db.execute("BEGIN")
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
+    """Commit, or roll back: also when COMMIT itself fails (disk full), or the next
+    BEGIN would find the failed transaction still open."""
+    db.execute(begin)
     try:
-        db.executemany(sql, rows)
+        yield
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
+
+
+def _in_transaction(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    with _transaction(db):
+        db.executemany(sql, rows)
 
 
 def _enqueue(db: sqlite3.Connection, outgoing: Sequence[Outgoing]) -> None:
@@ -237,15 +320,10 @@ def _enqueue(db: sqlite3.Connection, outgoing: Sequence[Outgoing]) -> None:
 
 
 def _save(db: sqlite3.Connection, changes: Sequence[Change], outgoing: Sequence[Outgoing]) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(db, "BEGIN IMMEDIATE"):
         for change in changes:
             _apply(db, change)
         _enqueue(db, outgoing)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _apply(db: sqlite3.Connection, change: Change) -> None:

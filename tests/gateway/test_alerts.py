@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.alerts import SEVERITIES, Alert, AlertEngine, Change, Latch, Rule, rule_from_bounds
+from gateway.alerts import (
+    SEVERITIES,
+    Alert,
+    AlertEngine,
+    Change,
+    Latch,
+    Now,
+    Rule,
+    rule_from_bounds,
+)
 
 STEP = 2.0  # seconds between readings
 PH = {"critical_low": 5.0, "warning_low": 6.0, "warning_high": 8.5, "critical_high": 9.0}
@@ -27,15 +36,23 @@ def ph_rule(
 
 @dataclass
 class Clocked:
-    """An engine with ids "A-1", "A-2", ... whose clock moves STEP per reading."""
+    """An engine with ids "A-1", "A-2", ... whose clock moves STEP per reading.
+
+    ``now`` is the monotonic clock; the wall clock is ``now + wall_offset``, so a
+    test steps the wall clock alone by changing the offset (NTP at boot)."""
 
     engine: AlertEngine
     now: float = 0.0
     changes: list[Change] = field(default_factory=list)
+    wall_offset: float = 0.0
+
+    @property
+    def moment(self) -> Now:
+        return Now(self.now, self.now + self.wall_offset)
 
     def read(self, value: float | None, measurement: str = "ph") -> list[Change]:
         self.now += STEP
-        changes = self.engine.evaluate(measurement, value, self.now)
+        changes = self.engine.evaluate(measurement, value, self.moment)
         self.changes += changes
         return changes
 
@@ -43,12 +60,12 @@ class Clocked:
         return [self.read(value, measurement) for value in values]
 
     def stale(self) -> list[Change]:
-        changes = self.engine.check_stale(self.now)
+        changes = self.engine.check_stale(self.moment)
         self.changes += changes
         return changes
 
     def dismiss(self, alert_id: str, by: str = "operator") -> Change | None:
-        change = self.engine.dismiss(alert_id, self.now, by)
+        change = self.engine.dismiss(alert_id, self.moment, by)
         if change is not None:
             self.changes.append(change)
         return change
@@ -250,7 +267,72 @@ def test_a_dismissed_offline_alert_is_latched_until_the_next_good_reading() -> N
     assert events(eng.stale()) == [("raised", "A-2", "warning")]
 
 
-# dismissal and latching -----------------------------------------------------------------
+# the two clocks --------------------------------------------------------------------------
+
+
+def test_a_wall_clock_step_forward_raises_no_offline() -> None:
+    eng = clocked(ph_rule(stale_after=30.0))
+    eng.read(7.0)
+    eng.wall_offset += 3600.0  # NTP steps the clock at boot
+    assert eng.stale() == []
+    eng.read(7.0)
+    eng.wall_offset += 86400.0
+    assert eng.stale() == []
+    assert eng.changes == []
+
+
+def test_a_wall_clock_step_back_does_not_delay_offline() -> None:
+    eng = clocked(ph_rule(stale_after=5.0))
+    eng.read(7.0)
+    eng.wall_offset -= 3600.0
+    eng.now += 5.5
+    (offline,) = eng.stale()
+    assert offline.alert.kind == "offline"
+
+
+def test_changes_are_stamped_with_the_wall_clock() -> None:
+    eng = clocked(ph_rule(stale_after=5.0))
+    eng.wall_offset = 1.7e9
+    (raised,) = eng.read(9.5)
+    assert raised.at == raised.alert.raised_at == raised.alert.updated_at == 1.7e9 + STEP
+    dismissed = eng.dismiss(raised.alert.id)
+    assert dismissed is not None
+    assert dismissed.at == dismissed.alert.updated_at == 1.7e9 + STEP
+    eng.now += 6.0
+    (offline,) = eng.stale()  # the latch of a threshold alert does not stop an offline
+    assert offline.at == offline.alert.raised_at == 1.7e9 + STEP + 6.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(5.0, 7.0),  # a good reading, inside every bound
+            st.floats(0.0, 0.999),  # the monotonic gap before it, as a share of stale_after
+            st.floats(-1e7, 1e7),  # the wall clock's step in that gap, either way
+            st.none() | st.floats(0.0, 1.0),  # a stale check somewhere in the gap
+        ),
+        min_size=1,
+        max_size=50,
+    ),
+    st.floats(1.0, 120.0),
+)
+def test_no_offline_while_good_readings_come_within_stale_after_whatever_the_wall_clock(
+    steps: list[tuple[float, float, float, float | None]], stale_after: float
+) -> None:
+    rule = ph_rule(stale_after=stale_after, critical_low=4.0, warning_low=4.5)
+    engine = AlertEngine({"ph": rule}, new_id=lambda: "A-1", now=0.0)
+    monotonic, wall, changes = 0.0, 1.7e9, []
+    for value, share, wall_step, check in steps:
+        gap = share * stale_after
+        if check is not None:
+            changes += engine.check_stale(Now(monotonic + gap * check, wall + wall_step * check))
+        monotonic, wall = monotonic + gap, wall + wall_step
+        changes += engine.evaluate("ph", value, Now(monotonic, wall))
+    assert changes == []
+
+
+# dismissal and latching --------------------------------------------------------------
 
 
 def test_dismiss_latches_until_the_reading_returns_to_normal() -> None:
@@ -459,11 +541,11 @@ def test_counts_match_active_alerts_and_cleared_stays_cleared(
             now += dt
             changes: list[Change] = []
             if action == "read":
-                changes = engine.evaluate(measurement, value, now)
+                changes = engine.evaluate(measurement, value, Now(now, now))
             elif action == "stale":
-                changes = engine.check_stale(now)
+                changes = engine.check_stale(Now(now, now))
             elif active := engine.active():
-                change = engine.dismiss(rng.choice(active).id, now, "op")
+                change = engine.dismiss(rng.choice(active).id, Now(now, now), "op")
                 assert change is not None
                 changes = [change]
             for change in changes:

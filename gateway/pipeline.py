@@ -1,0 +1,224 @@
+"""The alert path: engine -> store -> clients and the MQTT uplink, and what it does
+when the disk refuses a write.
+
+While the store takes writes, a change is committed (with the outbox messages
+that tell the broker of it) before any client hears of it: what a client was
+told is on disk.
+
+When a commit fails (disk full, read-only, I/O error), the clients still hear
+of the change at once (its ``seq`` and the new counts on /ws/alerts; REST reads
+the engine, so it agrees), and the change is held in memory, in order, with its
+outbox messages. The held changes are committed, oldest first and each batch in
+its own transaction, every ``[storage] retry_interval`` and at once when the
+next change comes; a later event for a held alert therefore never reaches the
+disk before the alert it refers to. Only a process that stops while changes are
+held loses them, and it says which in one ERROR line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.alerts import AlertEngine, Change, Now, Rule, alert_json
+from gateway.hub import Hub, utc_timestamp
+from gateway.mqtt import Uplink
+from gateway.store import Outgoing, Restored, Store, StoreWriteError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    """Changes with the counts and the active alerts just after them."""
+
+    changes: list[Change]
+    summary: dict[str, int]
+    active: list[dict[str, Any]]
+    done: asyncio.Future[None] | None = None
+
+
+@dataclass
+class _Batch:
+    """A pending batch once stamped: its /ws/alerts messages and its outbox messages."""
+
+    changes: list[Change]
+    messages: list[dict[str, Any]]
+    outgoing: list[Outgoing]
+    done: asyncio.Future[None] | None = None
+    delivered: bool = field(default=False)
+
+
+class AlertPipeline:
+    def __init__(
+        self,
+        rules: Mapping[str, Rule],
+        store: Store,
+        hub: Hub,
+        uplink: Uplink | None,
+        *,
+        retry_interval: float,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rules, self.store, self.hub, self.uplink = rules, store, hub, uplink
+        self.retry_interval = retry_interval
+        self._wall, self._monotonic = wall, monotonic
+        self.engine = AlertEngine(rules, new_id=store.new_id, now=monotonic())
+        self._summary = self.engine.summary()
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._held: collections.deque[_Batch] = collections.deque()
+
+    def now(self) -> Now:
+        return Now(self._monotonic(), self._wall())
+
+    def restore(self, restored: Restored) -> None:
+        """Put back what the store held (once it is open, before any client)."""
+        self.engine = AlertEngine(self.rules, new_id=self.store.new_id, now=self._monotonic())
+        self.engine.restore(restored.alerts, restored.latches)
+        self._summary = self.engine.summary()
+
+    # changes in ---------------------------------------------------------------------
+
+    def evaluate(self, measurement: str, value: float | None) -> None:
+        self.submit(self.engine.evaluate(measurement, value, self.now()))
+
+    def check_stale(self) -> None:
+        self.submit(self.engine.check_stale(self.now()))
+
+    def submit(self, changes: list[Change], done: asyncio.Future[None] | None = None) -> None:
+        if changes:
+            active = [alert_json(a) for a in self.engine.active()]
+            self._queue.put_nowait(_Pending(changes, self.engine.summary(), active, done))
+
+    async def dismiss(self, alert_id: str, by: str | None = None) -> bool:
+        """Dismiss an active alert; returns once ``dismissed`` and ``update`` are sent."""
+        change = self.engine.dismiss(alert_id, self.now(), by)
+        if change is None:
+            return False
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.submit([change], done)
+        await done
+        return True
+
+    # what clients read ----------------------------------------------------------------
+
+    def active(self) -> list[dict[str, Any]]:
+        return [alert_json(a) for a in self.engine.active()]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """The counts the clients were last told."""
+        return dict(self._summary)
+
+    @property
+    def held(self) -> int:
+        """Alert changes the disk has not taken yet."""
+        return sum(len(b.changes) for b in self._held)
+
+    def storage(self) -> dict[str, object]:
+        """``/healthz``'s ``storage``: failing while a write fails or changes are held."""
+        health = self.store.health
+        if not health.failing and not self._held:
+            return {"state": "ok"}
+        error = health.error or "alert changes not yet written"
+        return {"state": "failing", "error": error, "held_alert_changes": self.held}
+
+    def news(self, dismissed: Sequence[str], summary: dict[str, int]) -> list[dict[str, Any]]:
+        """Stamp the /ws/alerts news: a ``dismissed`` per id, then an ``update`` if, and
+        only if, the counts changed. The caller delivers them."""
+        messages = [
+            self.hub.prepare("alerts", {"type": "dismissed", "alert_id": alert_id})
+            for alert_id in dismissed
+        ]
+        if summary != self._summary:
+            self._summary = dict(summary)
+            messages.append(self.hub.prepare("alerts", {"type": "update", "data": self._summary}))
+        return messages
+
+    # the writer -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The writer task: stamp each batch, commit it, tell the clients."""
+        try:
+            while True:
+                pending = await self._next()
+                if pending is not None:
+                    self._held.append(self._stamp(pending))
+                await self._flush()
+        except asyncio.CancelledError:
+            self._report_unsaved()
+            raise
+
+    async def _next(self) -> _Pending | None:
+        """The next batch; None when it is time to retry the held ones."""
+        if not self._held:
+            return await self._queue.get()
+        try:
+            async with asyncio.timeout(self.retry_interval):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
+
+    def _stamp(self, pending: _Pending) -> _Batch:
+        """The messages are stamped (given their seq) before the commit, so that the
+        MQTT outbox carries them in the same transaction as the changes."""
+        dismissed = [c.alert.id for c in pending.changes if c.event == "dismissed"]
+        messages = self.news(dismissed, pending.summary)
+        outgoing = (
+            self.uplink.for_alerts(pending.changes, messages, pending.active)
+            if self.uplink is not None
+            else []
+        )
+        return _Batch(pending.changes, messages, outgoing, pending.done)
+
+    async def _flush(self) -> None:
+        """Commit the held batches, oldest first; deliver each at once whatever happens."""
+        while self._held:
+            batch = self._held[0]
+            try:
+                await self.store.save(batch.changes, batch.outgoing)
+            except StoreWriteError:  # reported by store.health; kept for the next try
+                for waiting in self._held:
+                    self._deliver(waiting)
+                return
+            except Exception:
+                log.exception("alert changes dropped: they cannot be saved")
+            self._held.popleft()
+            self._deliver(batch)
+            if batch.outgoing and self.uplink is not None:
+                self.uplink.wake.set()
+
+    def _deliver(self, batch: _Batch) -> None:
+        if batch.delivered:
+            return
+        batch.delivered = True
+        for change in batch.changes:
+            log.info("alert %s %s: %s %s", change.alert.id, change.event,
+                     change.alert.measurement, change.alert.severity)  # fmt: skip
+        for message in batch.messages:
+            self.hub.deliver("alerts", message)
+        if batch.done is not None and not batch.done.done():
+            batch.done.set_result(None)
+
+    def _report_unsaved(self) -> None:
+        """At stop: say what never reached the disk (held, or not yet taken up)."""
+        unsaved = [c for b in self._held for c in b.changes]
+        while not self._queue.empty():
+            unsaved += self._queue.get_nowait().changes
+        if unsaved:
+            log.error(
+                "storage: stopping with %d alert changes not written to %s: %s",
+                len(unsaved),
+                self.store.path,
+                ", ".join(
+                    f"{c.alert.id} {c.event} {c.alert.measurement} {c.alert.severity} "
+                    f"at {utc_timestamp(c.at)}"
+                    for c in unsaved
+                ),
+            )
