@@ -217,3 +217,4 @@ class Uplink:
                 command.by or "a relay",
                 "done" if dismissed else "no such active alert",
             )
+        raise aiomqtt.MqttError("the message iteration ended")  # reconnect

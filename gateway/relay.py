@@ -123,6 +123,7 @@ class Relay:
                     payload = message.payload
                     raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
                     self.receive(str(message.topic), raw)
+                raise aiomqtt.MqttError("the message iteration ended")  # reconnect
         finally:
             self._client, self.connected = None, False
 
