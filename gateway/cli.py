@@ -23,7 +23,7 @@ from aiohttp import web
 
 from drivers.errors import PortDisconnected
 from gateway.client import GatewayClient
-from gateway.config import Config, ConfigError, dump_config, load_config
+from gateway.config import Config, ConfigError, dump_config, load_config, with_overrides
 from gateway.relay import build_relay_app
 from gateway.server import build_app
 from gateway.watch import describe
@@ -178,11 +178,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         return _report(exc)
+    if args.command in ("run", "relay"):
+        try:
+            config = _with_overrides(config, args)
+        except ConfigError as exc:
+            return _report(exc)
     if args.command == "run":
-        config = _with_overrides(config, args)
         return asyncio.run(serve(config, simulate=args.simulate))
     if args.command == "relay":
-        return asyncio.run(serve_relay(_with_overrides(config, args)))
+        return asyncio.run(serve_relay(config))
     link_dir = args.link_dir or config.data_dir / "serial" / "by-id"
     return asyncio.run(simulate(args.control_port, link_dir.absolute(), fast=args.fast))
 
@@ -239,11 +243,20 @@ async def watch_command(url: str, token: str | None, *, raw: bool) -> int:
 
 
 def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
+    """The config with --host, --port, --data-dir, checked as the file's values are; and
+    the data_dir made (for ``run``) so that one that cannot be is a one-line error."""
     server = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    update: dict[str, object] = {"server": config.server.model_copy(update=server)}
+    changes: dict[str, object] = {"server": server}
     if getattr(args, "data_dir", None) is not None:
-        update["data_dir"] = args.data_dir
-    return config.model_copy(update=update)
+        changes["data_dir"] = args.data_dir
+    config = with_overrides(config, changes)
+    if args.command == "run":
+        try:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+            raise ConfigError([f"data_dir: cannot create {config.data_dir}: {problem}"]) from None
+    return config
 
 
 def _raise_file_limit() -> None:

@@ -138,6 +138,15 @@ class GatewayClient:
         return urlunsplit((scheme, self.host, self.base + path, "", ""))
 
     async def _run(self) -> None:
+        """Connect, read, reconnect for ever; should anything else break, say ``closed``
+        (the iteration ends) rather than leave the caller waiting for ever."""
+        try:
+            await self._keep_connected()
+        except Exception as exc:
+            log.exception("client stopped")
+            await self._emit(Status("closed", detail=f"{type(exc).__name__}: {exc}"))
+
+    async def _keep_connected(self) -> None:
         while True:
             await self._connect_and_read()
             self.reconnect_attempts += 1
@@ -168,6 +177,8 @@ class GatewayClient:
             async for frame in ws:
                 if frame.type is aiohttp.WSMsgType.TEXT:
                     await self._deliver(frame.data)
+        except (aiohttp.ClientError, ConnectionError) as exc:  # a send to a dropped socket
+            log.debug("connection lost: %s", exc)
         finally:
             self._ws, self.is_connected = None, False
             await ws.close()

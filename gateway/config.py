@@ -374,6 +374,18 @@ def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None =
         _ENVIRON.reset(token)
 
 
+def with_overrides(config: Config, changes: Mapping[str, Any]) -> Config:
+    """``config`` with command-line values (``{"server": {"port": 99999}}``), validated as
+    the file's are: raises :class:`ConfigError` naming the key (``server.port: ...``)."""
+    data = config.model_dump(round_trip=True)
+    for key, value in changes.items():
+        data[key] = {**data[key], **value} if isinstance(value, Mapping) else value
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, {})) from None
+
+
 def dump_config(config: Config) -> str:
     """The normalized configuration as indented JSON, with secrets masked."""
     data = config.model_dump(mode="json")

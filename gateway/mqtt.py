@@ -28,15 +28,25 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
+from gateway import supervise
 from gateway.alerts import Change, alert_json
 from gateway.config import MqttConfig
 from gateway.hub import utc_timestamp
+from gateway.mqtt_messages import BadMessage, parse_dismiss
 from gateway.store import Outgoing, Store
+from gateway.supervise import Backoff
 
 log = logging.getLogger(__name__)
 WINDOW = 10  # messages in flight at once while draining the outbox (aiomqtt warns above 10)
 PUBLISH_TIMEOUT = 30.0
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 5.0  # seconds between tries to reach the broker
+#: A broker that is away or slow: one WARNING line and a reconnect, never a traceback.
+BROKER_ERRORS: tuple[type[Exception], ...] = (aiomqtt.MqttError, TimeoutError)
+
+
+def reconnect_backoff() -> Backoff:
+    """The delays between tries to reach the broker (the uplink's and the relay's)."""
+    return Backoff(RECONNECT_MIN, RECONNECT_MAX)
 
 
 def broker_client(
@@ -132,39 +142,39 @@ class Uplink:
     # the connection ------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="gateway.mqtt-uplink")
+        self._task = supervise.start(
+            "gateway.mqtt-uplink",
+            self._session,
+            backoff=reconnect_backoff(),
+            expected=BROKER_ERRORS,
+            logger=log,
+        )
 
     async def stop(self) -> None:
         """Say ``offline`` (a clean goodbye, not the will), then disconnect."""
         if self._client is not None and self.connected:
-            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            with contextlib.suppress(*BROKER_ERRORS):
                 await self._client.publish(
                     f"{self.base}/status", b"offline", qos=1, retain=True, timeout=2.0
                 )
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await supervise.cancel([self._task])
+        self._task = None
 
-    async def _run(self) -> None:
-        backoff = RECONNECT_MIN
+    async def _session(self) -> None:
+        """One connection: send the outbox and take commands until it ends (the
+        supervisor reconnects, and restarts it after any other failure too)."""
         will = aiomqtt.Will(f"{self.base}/status", b"offline", qos=1, retain=True)
-        while True:
-            try:
-                async with broker_client(self.config, self.identifier, will) as client:
-                    self._client, self.connected, backoff = client, True, RECONNECT_MIN
-                    log.info("MQTT: connected to %s as %s", self.config.url, self.identifier)
-                    await client.publish(f"{self.base}/status", b"online", qos=1, retain=True)
-                    await client.subscribe(f"{self.base}/commands/#", qos=1)
-                    async with asyncio.TaskGroup() as tasks:
-                        tasks.create_task(self._drain(client), name="gateway.mqtt-drain")
-                        tasks.create_task(self._commands(client), name="gateway.mqtt-commands")
-            except* (aiomqtt.MqttError, TimeoutError) as errors:
-                log.warning("MQTT: %s; retrying in %.1f s", errors.exceptions[0], backoff)
-            finally:
-                self._client, self.connected = None, False
-            await asyncio.sleep(backoff)
-            backoff = min(RECONNECT_MAX, backoff * 2)
+        try:
+            async with broker_client(self.config, self.identifier, will) as client:
+                self._client, self.connected = client, True
+                log.info("MQTT: connected to %s as %s", self.config.url, self.identifier)
+                await client.publish(f"{self.base}/status", b"online", qos=1, retain=True)
+                await client.subscribe(f"{self.base}/commands/#", qos=1)
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self._drain(client), name="gateway.mqtt-drain")
+                    tasks.create_task(self._commands(client), name="gateway.mqtt-commands")
+        finally:
+            self._client, self.connected = None, False
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         """Send the outbox in order, a window at a time; forget what the broker acknowledged."""
@@ -187,22 +197,24 @@ class Uplink:
 
     async def _commands(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            if not message.topic.matches(f"{self.base}/commands/dismiss"):
-                log.warning("MQTT: unknown command topic %s", message.topic)
+            topic, payload = str(message.topic), message.payload
+            try:
+                if topic != f"{self.base}/commands/dismiss":
+                    raise BadMessage(topic, "not a command this gateway knows")
+                raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+                command = parse_dismiss(topic, raw)
+            except BadMessage as exc:
+                log.warning("MQTT: ignored %s", exc)
                 continue
             try:
-                payload = message.payload
-                body = json.loads(payload if isinstance(payload, str | bytes | bytearray) else b"")
-                alert_id, by = str(body["alert_id"]), body.get("by")
-            except (ValueError, KeyError, TypeError):
-                log.warning(
-                    'MQTT: a dismiss command needs {"alert_id": ...}: %.80r', message.payload
-                )
+                dismissed = await self.on_dismiss(command.alert_id, command.by)
+            except Exception:  # the store or a bug: this command failed, the next may not
+                log.exception("MQTT: dismiss %s failed", command.alert_id)
                 continue
-            dismissed = await self.on_dismiss(alert_id, str(by) if by else None)
             log.info(
                 "MQTT: dismiss %s from %s: %s",
-                alert_id,
-                by or "a relay",
+                command.alert_id,
+                command.by or "a relay",
                 "done" if dismissed else "no such active alert",
             )
+        raise aiomqtt.MqttError("the message iteration ended")  # reconnect

@@ -13,7 +13,6 @@ the owning gateway as an MQTT command and comes back as that gateway's own
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
@@ -25,11 +24,20 @@ from typing import Any
 import aiomqtt
 from aiohttp import web
 
+from gateway import supervise
 from gateway.auth import CLAIMS, claims_subject
 from gateway.config import Config, ConfigError
 from gateway.hub import Hub, Stream
 from gateway.metrics import Metrics
-from gateway.mqtt import RECONNECT_MAX, RECONNECT_MIN, broker_client
+from gateway.mqtt import BROKER_ERRORS, broker_client, reconnect_backoff
+from gateway.mqtt_messages import (
+    ActiveAlerts,
+    AlertEvent,
+    BadMessage,
+    Status,
+    StreamMessage,
+    parse_relayed,
+)
 from gateway.rest import dismissal, dismissed, json_error, not_active
 from gateway.websocket import streaming_app
 
@@ -62,6 +70,7 @@ class Relay:
         self.hub = Hub(history=config.server.history, streams=(), on_publish=self.metrics.published)
         self.sites: dict[str, Site] = {}
         self.connected = False
+        self.identifier = config.mqtt.client_id or f"sensor-gateway-relay-{uuid.uuid4().hex[:8]}"
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._dismissals: dict[str, asyncio.Future[None]] = {}
@@ -91,70 +100,67 @@ class Relay:
     # the broker --------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="relay.mqtt")
+        self._task = supervise.start(
+            "relay.mqtt",
+            self._listen,
+            backoff=reconnect_backoff(),
+            expected=BROKER_ERRORS,
+            logger=log,
+        )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await supervise.cancel([self._task])
 
-    async def _run(self) -> None:
-        identifier = self.config.mqtt.client_id or f"sensor-gateway-relay-{uuid.uuid4().hex[:8]}"
-        backoff = RECONNECT_MIN
-        while True:
-            try:
-                async with broker_client(self.config.mqtt, identifier) as client:
-                    self._client, self.connected, backoff = client, True, RECONNECT_MIN
-                    for topic in ("sensors", "alerts", "alerts/active", "alerts/events", "status"):
-                        await client.subscribe(f"{self.prefix}/+/{topic}", qos=1)
-                    log.info("relay: listening on %s under %s/", self.config.mqtt.url, self.prefix)
-                    async for message in client.messages:
-                        payload = message.payload
-                        if isinstance(payload, bytes | bytearray):
-                            self.receive(str(message.topic), bytes(payload))
-            except (aiomqtt.MqttError, TimeoutError) as exc:
-                log.warning("relay: %s; retrying in %.1f s", exc, backoff)
-            finally:
-                self._client, self.connected = None, False
-            await asyncio.sleep(backoff)
-            backoff = min(RECONNECT_MAX, backoff * 2)
+    async def _listen(self) -> None:
+        """One connection to the broker, until it ends (the supervisor reconnects)."""
+        try:
+            async with broker_client(self.config.mqtt, self.identifier) as client:
+                self._client, self.connected = client, True
+                for topic in ("sensors", "alerts", "alerts/active", "alerts/events", "status"):
+                    await client.subscribe(f"{self.prefix}/+/{topic}", qos=1)
+                log.info("relay: listening on %s under %s/", self.config.mqtt.url, self.prefix)
+                async for message in client.messages:
+                    payload = message.payload
+                    raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+                    self.receive(str(message.topic), raw)
+                raise aiomqtt.MqttError("the message iteration ended")  # reconnect
+        finally:
+            self._client, self.connected = None, False
 
     def receive(self, topic: str, payload: bytes) -> None:
-        """One message from the broker, passed on to the clients of its reservoir."""
-        rest = topic.removeprefix(self.prefix + "/")
-        reservoir, _, kind = rest.partition("/")
-        site = self._site(reservoir)
-        if kind == "status":
-            site.status = payload.decode(errors="replace")
-            return
-        try:
-            body = json.loads(payload)
-        except ValueError:
-            log.warning("relay: %s: not JSON: %.60r", topic, payload)
-            return
-        if kind == "sensors":
-            site.readings = dict(body.get("data") or {})
-            self._relay(site, "sensors", body)
-        elif kind == "alerts":
-            site.summary = dict(body.get("data") or site.summary)
-            self._relay(site, "alerts", body)
-        elif kind == "alerts/active" and isinstance(body, list):
-            site.active = {str(a.get("id")): a for a in body if isinstance(a, dict)}
-        elif kind == "alerts/events":
-            self._event(site, body)
+        """One message from the broker, passed on to the clients of its reservoir.
 
-    def _event(self, site: Site, event: dict[str, Any]) -> None:
-        alert = event.get("alert") or {}
-        alert_id = str(alert.get("id"))
-        if event.get("event") in ("raised", "escalated", "deescalated"):
-            site.active[alert_id] = alert
+        A malformed one is logged (one line) and dropped: the next may be fine."""
+        try:
+            parsed = parse_relayed(self.prefix, topic, payload)
+        except BadMessage as exc:
+            log.warning("relay: ignored %s", exc)
+            return
+        site = self._site(parsed.reservoir)
+        match parsed:
+            case Status(state=state):
+                site.status = state
+            case StreamMessage(stream="sensors"):
+                site.readings = parsed.data
+                self._relay(site, "sensors", parsed.seq, parsed.timestamp, parsed.message)
+            case StreamMessage(stream="alerts"):
+                site.summary = parsed.data
+                self._relay(site, "alerts", parsed.seq, parsed.timestamp, parsed.message)
+            case ActiveAlerts(alerts=active):
+                site.active = active
+            case AlertEvent():
+                self._event(site, parsed)
+
+    def _event(self, site: Site, event: AlertEvent) -> None:
+        if event.event in ("raised", "escalated", "deescalated"):
+            site.active[event.alert_id] = event.alert
         else:
-            site.active.pop(alert_id, None)
-        if event.get("event") == "dismissed":
-            if isinstance(event.get("message"), dict):
-                self._relay(site, "alerts", event["message"])
-            waiter = self._dismissals.pop(alert_id, None)
+            site.active.pop(event.alert_id, None)
+        if event.event == "dismissed":
+            if event.message is not None:
+                message = event.message
+                self._relay(site, "alerts", message["seq"], message["timestamp"], message)
+            waiter = self._dismissals.pop(event.alert_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
@@ -168,13 +174,10 @@ class Relay:
             log.info("relay: now serving %s", reservoir)
         return self.sites[reservoir]
 
-    def _relay(self, site: Site, kind: str, message: dict[str, Any]) -> None:
+    def _relay(self, site: Site, kind: str, seq: int, stamp: str, message: dict[str, Any]) -> None:
         """Pass a gateway's message on as it is; drop the repeats QoS 1 may bring."""
         name = f"{kind}:{site.reservoir_id}"
-        stream, seq = self.hub.streams[name], message.get("seq")
-        stamp = str(message.get("timestamp", ""))
-        if not isinstance(seq, int):
-            return
+        stream = self.hub.streams[name]
         # A repeat has the seq and time of one already passed on; a restarted
         # gateway counts from 1 again, with a newer time.
         if seq <= stream.seq and stamp <= site.last_timestamp.get(kind, ""):

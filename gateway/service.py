@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 from drivers.sensors import Reading
+from gateway import supervise
 from gateway.alerts import Rule, rule_from_bounds
 from gateway.config import Config, ThresholdConfig
 from gateway.hub import Hub
@@ -112,6 +114,7 @@ class Gateway:
             await poller.open()
 
     async def start(self) -> None:
+        """Start the pollers and every background task, each under the supervisor."""
         for poller in self.pollers:
             poller.start()
         server, storage = self.config.server, self.config.storage
@@ -124,29 +127,36 @@ class Gateway:
             "readings-pruner": (3600.0, self.prune_readings),
         }
         self._tasks = [
-            asyncio.create_task(self._every(interval, job), name=f"gateway.{name}")
+            supervise.start(f"gateway.{name}", partial(self._every, interval, job), logger=log)
             for name, (interval, job) in jobs.items()
         ]
-        self._tasks.append(asyncio.create_task(self._write_alerts(), name="gateway.alert-writer"))
-        self._tasks.append(asyncio.create_task(self._watch_loop(), name="gateway.loop-lag"))
+        self._tasks.append(supervise.start("gateway.alert-writer", self._write_alerts, logger=log))
+        self._tasks.append(supervise.start("gateway.loop-lag", self._watch_loop, logger=log))
         if self.uplink is not None:
             await self.uplink.enqueue([self.uplink.active(self.active_alerts())])  # as restored
             self.uplink.start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-        if self.uplink is not None:
-            await self.uplink.stop()
-        for poller in self.pollers:
-            await poller.stop()
+        """Stop the tasks, the uplink, the buses, then flush and close the store: every
+        step runs whatever the ones before it raised (that is logged, not raised)."""
+        async with contextlib.AsyncExitStack() as steps:  # run last to first
+            steps.push_async_callback(_step, "the store", self._close_store)
+            for poller in self.pollers:
+                steps.push_async_callback(_step, f"bus {poller.name}", poller.stop)
+            if self.uplink is not None:
+                steps.push_async_callback(_step, "the MQTT uplink", self.uplink.stop)
+            steps.push_async_callback(_step, "the background tasks", self._cancel_tasks)
+
+    async def _cancel_tasks(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        await supervise.cancel(tasks)
+
+    async def _close_store(self) -> None:
         if self.store.is_open:
-            await self.store_readings()
-            await self.store.close()
+            try:
+                await self.store_readings()
+            finally:
+                await self.store.close()
 
     async def _watch_loop(self, interval: float = 0.5) -> None:
         """Measure how late the event loop wakes a sleeper: the whole server's latency floor."""
@@ -158,14 +168,13 @@ class Gateway:
 
     @staticmethod
     async def _every(interval: float, job: Callable[[], Any]) -> None:
+        """Run ``job`` every ``interval`` s; a failure goes to the supervisor, which logs
+        it and starts this again after a back-off."""
         while True:
             await asyncio.sleep(interval)
-            try:
-                result = job()
-                if asyncio.iscoroutine(result):
-                    await result
-            except Exception:
-                log.exception("periodic job %s failed", job)
+            result = job()
+            if asyncio.iscoroutine(result):
+                await result
 
     # readings and alerts ---------------------------------------------------------------
 
@@ -277,6 +286,14 @@ class Gateway:
         if self.uplink is not None:
             health["mqtt"] = {"connected": self.uplink.connected, "sent": self.uplink.sent}
         return health
+
+
+async def _step(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """One step of a shutdown: a failure is logged, and the next step runs anyway."""
+    try:
+        await step()
+    except Exception:
+        log.exception("stopping %s failed", what)
 
 
 def _rule(config: ThresholdConfig) -> Rule:

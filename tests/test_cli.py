@@ -8,10 +8,12 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
 from aiohttp import ClientSession
 
 from drivers.sensors import EzoSensor
 from drivers.serial_line import SerialLine
+from gateway.cli import main
 
 
 async def test_simulate_prints_devices_serves_control_and_stops_cleanly(tmp_path: Path) -> None:
@@ -98,3 +100,32 @@ async def test_usage_mistakes_exit_1_without_traceback() -> None:
         _, err = await asyncio.wait_for(process.communicate(), 8.0)
         assert process.returncode == 1, (argv, err)
         assert "Traceback" not in err.decode()
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["run", "--port", "99999"], "server.port: must be between 0 and 65535, got 99999"),
+        (["run", "--port", "-1"], "server.port: must be between 0 and 65535, got -1"),
+        (["run", "--host", ""], "server.host: must not be empty, got ''"),
+        (["relay", "--port", "70000"], "server.port: must be between 0 and 65535, got 70000"),
+    ],
+)
+def test_command_line_overrides_are_validated_like_the_config(
+    argv: list[str], line: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n')
+    assert main([*argv, "-c", str(config)]) == 1
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_a_data_dir_that_cannot_be_created_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["run", "--data-dir", str(blocker / "data")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"data_dir: cannot create {blocker / 'data'}: Not a directory"
+    ]

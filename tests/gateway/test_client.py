@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 
 from gateway.client import GatewayClient, Status, backoff
 from gateway.messages import Initial, SensorUpdate, Subscribed
+from tests.helpers import until
 from tests.processes import GatewayProcess, free_port
 
 CONFIG = """
@@ -168,3 +169,46 @@ async def test_watch_refuses_a_url_without_scheme() -> None:
     _, err = await asyncio.wait_for(process.communicate(), 5)
     assert process.returncode == 1
     assert b"must start with" in err
+
+
+async def test_a_send_to_a_dropped_socket_reconnects_instead_of_hanging(
+    aiohttp_server: Any,
+) -> None:
+    """The server drops each of the first two connections at once; the client is held (its
+    queue is full) until its socket is closing, so its subscribe fails mid-stream."""
+    accepted: list[web.WebSocketResponse] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        accepted.append(ws)
+        if len(accepted) <= 2:
+            assert request.transport is not None
+            request.transport.close()  # the peer is gone: no Close frame, just the socket
+        else:
+            await ws.receive()  # the third connection stays up
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    server = await aiohttp_server(app)
+    url = f"http://127.0.0.1:{server.port}"
+    async with GatewayClient(url, reconnect_interval=0.01, queue=1) as client:
+        items: list[Any] = []
+        async with asyncio.timeout(5):
+            items.append(await anext(aiter(client)))  # connected (1)
+            await until(lambda: len(accepted) == 2)  # reconnecting (1) fills the queue ...
+            await until(lambda: _closing(client))  # ... while connection 2 is dropped
+            async for item in client:
+                items.append(item)
+                if len(accepted) == 3 and item == Status("connected"):
+                    break
+    states = [i.state for i in items if isinstance(i, Status)]
+    assert states[:3] == ["connected", "reconnecting", "connected"]
+    assert states[-2:] == ["reconnecting", "connected"]  # the failed send: a reconnect
+
+
+def _closing(client: GatewayClient) -> bool:
+    """Whether the client's socket has seen the peer go (aiohttp keeps this private)."""
+    ws = client._ws
+    return ws is not None and ws._writer.transport.is_closing()
