@@ -25,6 +25,7 @@ from drivers.errors import PortDisconnected
 from gateway.client import GatewayClient
 from gateway.config import Config, ConfigError, dump_config, load_config
 from gateway.field.backup import BackupError, backup_database
+from gateway.field.scan import parse_bauds, parse_units, scan_command
 from gateway.relay import build_relay_app
 from gateway.server import build_app
 from gateway.service import DB_NAME
@@ -167,6 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
         "directory to put a dated copy in.",
     )
     backup.add_argument("dest", type=Path, metavar="DEST")
+
+    scan = commands.add_parser(
+        "scan",
+        help="find the Modbus units or the EZO circuit on a serial line",
+        description="Ask PORT at each baud rate for an EZO circuit (`i`) and, if none answers, "
+        "every Modbus unit in --units (function 3, register 0; an exception reply counts too). "
+        "Prints a [[buses]] table to paste into the configuration. Stop the gateway first: "
+        "it holds the port. Exit 1 when nothing answers.",
+    )
+    scan.add_argument("port", metavar="PORT")
+    scan.add_argument(
+        "--baud", type=parse_bauds, default="9600,19200", help="rates to try (default 9600,19200)"
+    )
+    scan.add_argument(
+        "--units", type=parse_units, default="1-247", help="unit addresses (default 1-247)"
+    )
+    scan.add_argument(
+        "--timeout", type=float, default=0.1, metavar="S", help="s to wait per unit (default 0.1)"
+    )
     return parser
 
 
@@ -180,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(watch_command(args.url, args.token, raw=args.json))
     if args.command == "backup":
         return backup_command(args.config, args.dest)
+    if args.command == "scan":
+        return asyncio.run(scan_command(args.port, args.baud, args.units, args.timeout))
     level = getattr(logging, str(args.log_level).upper(), None)
     if not isinstance(level, int):
         print(f"{PROG}: --log-level: unknown level {args.log_level!r}", file=sys.stderr)
