@@ -25,6 +25,7 @@ from drivers.errors import PortDisconnected
 from gateway.client import GatewayClient
 from gateway.config import Config, ConfigError, dump_config, load_config
 from gateway.field.backup import BackupError, backup_database
+from gateway.field.doctor import doctor_command
 from gateway.field.scan import parse_bauds, parse_units, scan_command
 from gateway.relay import build_relay_app
 from gateway.server import build_app
@@ -187,6 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--timeout", type=float, default=0.1, metavar="S", help="s to wait per unit (default 0.1)"
     )
+
+    commands.add_parser(
+        "doctor",
+        parents=[config_file],
+        help="check the config, ports, probes, disk, clock, broker and listening port",
+        description="One line per check: ok, warn or fail, and what to do. Ports: exist, "
+        "readable and writable by this user, not held by another process; each EZO circuit "
+        "answers `i` with the configured type, Status and Cal,?; each Modbus point reads. "
+        "Run it with the gateway stopped (it holds its ports). Exit 1 when a check fails.",
+    )
     return parser
 
 
@@ -200,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(watch_command(args.url, args.token, raw=args.json))
     if args.command == "backup":
         return backup_command(args.config, args.dest)
+    if args.command == "doctor":
+        return asyncio.run(doctor_command(args.config))
     if args.command == "scan":
         return asyncio.run(scan_command(args.port, args.baud, args.units, args.timeout))
     level = getattr(logging, str(args.log_level).upper(), None)
