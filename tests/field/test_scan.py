@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.sensors import ModbusPoint
 from drivers.serial_line import SerialLine
 from gateway.cli import main
-from gateway.field.scan import LineFound, ScanError, scan, stable_name, to_toml
+from gateway.field.scan import (
+    LineFound,
+    ScanError,
+    parse_bauds,
+    parse_units,
+    scan,
+    stable_name,
+    to_toml,
+)
 from simulators.devices import EzoDevice, ModbusBusDevice, SimUnit
 from simulators.world import World
 
@@ -142,3 +153,15 @@ def test_more_units_than_names_leaves_the_rest_commented() -> None:
     sensors = tomllib.loads(text)["buses"][0]["sensors"]
     assert 4 <= len(sensors) <= 6  # every uncommented one is a valid sensor
     assert "unit = 6" in text
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=30))
+def test_unit_and_baud_lists_raise_only_their_own_error(text: str) -> None:
+    for parse in (parse_units, parse_bauds):
+        try:
+            values = parse(text)
+        except argparse.ArgumentTypeError:
+            continue
+        assert values
+        assert all(1 <= v <= 247 for v in values) or parse is parse_bauds
