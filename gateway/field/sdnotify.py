@@ -164,6 +164,16 @@ class ProgressCheck:
         return self._max_age
 
 
+def poll_max_age(*, poll_interval: float, timeout: float, retries: int, requests: int) -> float:
+    """How long a healthy bus poller may go between two finished polls, for ProgressCheck.
+
+    Twice its interval plus its worst poll (every request timing out on every
+    attempt, each also waiting up to 1 s for an EZO circuit's processing), plus 10 s.
+    """
+    worst = requests * (1 + retries) * (timeout + 1.0)
+    return 2 * (poll_interval + worst) + 10.0
+
+
 async def supervise_watchdog(
     notifier: Notifier, alive: Callable[[], bool], *, interval: float | None = None
 ) -> None:

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.field.sdnotify import Notifier, ProgressCheck, supervise_watchdog, watchdog_interval
+from gateway.field.sdnotify import (
+    Notifier,
+    ProgressCheck,
+    poll_max_age,
+    supervise_watchdog,
+    watchdog_interval,
+)
 
 
 class Listener:
@@ -169,3 +175,8 @@ async def test_watchdog_returns_at_once_without_a_watchdog(
     await asyncio.wait_for(supervise_watchdog(Notifier(path), lambda: True), 1.0)
     await asyncio.wait_for(supervise_watchdog(Notifier(None), lambda: True, interval=0.01), 1.0)
     assert sock.drain() == []
+
+
+def test_poll_max_age_covers_a_poll_where_every_request_times_out() -> None:
+    # 2 requests x 3 attempts x (1 s timeout + 1 s processing) = 12 s worst poll
+    assert poll_max_age(poll_interval=2.0, timeout=1.0, retries=2, requests=2) == 38.0
