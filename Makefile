@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 
 .DEFAULT_GOAL := help
 
-APT_PACKAGES := chromium mosquitto
+APT_PACKAGES := chromium mosquitto systemd
 
 .PHONY: help run lint format test bench bench-full system-deps clean
 

@@ -24,8 +24,12 @@ from aiohttp import web
 from drivers.errors import PortDisconnected
 from gateway.client import GatewayClient
 from gateway.config import Config, ConfigError, dump_config, load_config, with_overrides
+from gateway.field.backup import BackupError, backup_database
+from gateway.field.doctor import doctor_command
+from gateway.field.scan import parse_bauds, parse_units, scan_command
 from gateway.relay import build_relay_app
 from gateway.server import build_app
+from gateway.service import DB_NAME
 from gateway.watch import describe
 from simulators.control import control_app
 from simulators.rig import Rig
@@ -158,6 +162,44 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="answer at once instead of with the circuits' real processing times",
     )
+    backup = commands.add_parser(
+        "backup",
+        parents=[config_file],
+        help="copy the live database safely",
+        description="Copy the SQLite database under data_dir to DEST with SQLite's online "
+        "backup: a consistent copy, safe while the gateway runs. DEST: a new file, or a "
+        "directory to put a dated copy in.",
+    )
+    backup.add_argument("dest", type=Path, metavar="DEST")
+
+    scan = commands.add_parser(
+        "scan",
+        help="find the Modbus units or the EZO circuit on a serial line",
+        description="Ask PORT at each baud rate for an EZO circuit (`i`) and, if none answers, "
+        "every Modbus unit in --units (function 3, register 0; an exception reply counts too). "
+        "Prints a [[buses]] table to paste into the configuration. Stop the gateway first: "
+        "it holds the port. Exit 1 when nothing answers.",
+    )
+    scan.add_argument("port", metavar="PORT")
+    scan.add_argument(
+        "--baud", type=parse_bauds, default="9600,19200", help="rates to try (default 9600,19200)"
+    )
+    scan.add_argument(
+        "--units", type=parse_units, default="1-247", help="unit addresses (default 1-247)"
+    )
+    scan.add_argument(
+        "--timeout", type=float, default=0.1, metavar="S", help="s to wait per unit (default 0.1)"
+    )
+
+    commands.add_parser(
+        "doctor",
+        parents=[config_file],
+        help="check the config, ports, probes, disk, clock, broker and listening port",
+        description="One line per check: ok, warn or fail, and what to do. Ports: exist, "
+        "readable and writable by this user, not held by another process; each EZO circuit "
+        "answers `i` with the configured type, Status and Cal,?; each Modbus point reads. "
+        "Run it with the gateway stopped (it holds its ports). Exit 1 when a check fails.",
+    )
     return parser
 
 
@@ -169,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return mint_token(args.config, args.sub, args.days)
     if args.command == "watch":
         return asyncio.run(watch_command(args.url, args.token, raw=args.json))
+    if args.command == "backup":
+        return backup_command(args.config, args.dest)
+    if args.command == "doctor":
+        return asyncio.run(doctor_command(args.config))
+    if args.command == "scan":
+        return asyncio.run(scan_command(args.port, args.baud, args.units, args.timeout))
     level = getattr(logging, str(args.log_level).upper(), None)
     if not isinstance(level, int):
         print(f"{PROG}: --log-level: unknown level {args.log_level!r}", file=sys.stderr)
@@ -219,6 +267,19 @@ def mint_token(path: Path | None, subject: str, days: float) -> int:
         return EXIT_USAGE
     expires = int(time.time() + days * 86400)
     print(jwt.encode({"sub": subject, "exp": expires}, config.auth.jwt_secret, algorithm="HS256"))
+    return EXIT_OK
+
+
+def backup_command(path: Path | None, dest: Path) -> int:
+    try:
+        config = load_config(path)
+        done = backup_database(config.data_dir / DB_NAME, dest)
+    except ConfigError as exc:
+        return _report(exc)
+    except BackupError as exc:
+        print(f"{PROG} backup: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{done.path}: {done.size} bytes, {done.alerts} alerts, integrity ok")
     return EXIT_OK
 
 

@@ -42,12 +42,15 @@ class Device:
         link: Path | None = None,
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.time,
+        baudrate: int = 9600,
     ) -> None:
         self.name = name
+        #: The only speed the device understands; at another it hears noise and says nothing.
+        self.baudrate = baudrate
         self.world = world
         self.time_scale = time_scale
         self.clock = clock
-        self.port = VirtualPort(self.received, link)
+        self.port = VirtualPort(self.received, link, baudrate=baudrate)
         self.fault: str | None = None
         self._timers: set[asyncio.TimerHandle] = set()
 
@@ -76,6 +79,11 @@ class Device:
 
     def replugged(self) -> None:
         """The port came back (a replug powers the device up again)."""
+
+    def hears(self) -> bool:
+        """False while the driver has the port at another speed than the device's."""
+        speed = self.port.baudrate()
+        return speed is None or speed == self.baudrate
 
     def received(self, data: bytes) -> None:
         raise NotImplementedError
@@ -142,8 +150,11 @@ class EzoDevice(Device):
         link: Path | None = None,
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.time,
+        baudrate: int = 9600,
     ) -> None:
-        super().__init__(name, world, link=link, time_scale=time_scale, clock=clock)
+        super().__init__(
+            name, world, link=link, time_scale=time_scale, clock=clock, baudrate=baudrate
+        )
         if circuit not in EZO_MEASUREMENT:
             raise ValueError(f"unknown EZO circuit {circuit!r}")
         self.circuit = circuit
@@ -195,7 +206,7 @@ class EzoDevice(Device):
                 self.port.write(self._reading_line() + ezo.CR)
 
     def received(self, data: bytes) -> None:
-        if self.fault == "timeout":
+        if self.fault == "timeout" or not self.hears():
             return
         try:
             lines = self._splitter.feed(data)
@@ -340,9 +351,10 @@ class ModbusBusDevice(Device):
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(name, world, link=link, time_scale=time_scale, clock=clock)
+        super().__init__(
+            name, world, link=link, time_scale=time_scale, clock=clock, baudrate=baudrate
+        )
         self.units = {u.unit: u for u in units}
-        self.baudrate = baudrate
         self.turnaround = turnaround
         self.decoder = RequestDecoder()
 
@@ -369,6 +381,8 @@ class ModbusBusDevice(Device):
         return info
 
     def received(self, data: bytes) -> None:
+        if not self.hears():
+            return
         for request in self.decoder.feed(data):
             unit = self.units.get(request.unit)
             if unit is None or self.fault == "timeout" or unit.fault == "timeout":

@@ -13,17 +13,33 @@ import asyncio
 import contextlib
 import logging
 import os
+import termios
 import tty
 from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+#: termios speed constants -> bits per second.
+_SPEEDS = {
+    getattr(termios, f"B{rate}"): rate
+    for rate in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+    if hasattr(termios, f"B{rate}")
+}
+
 
 class VirtualPort:
-    def __init__(self, on_data: Callable[[bytes], None], link: Path | None = None) -> None:
+    def __init__(
+        self,
+        on_data: Callable[[bytes], None],
+        link: Path | None = None,
+        *,
+        baudrate: int | None = None,
+    ) -> None:
+        """``baudrate``: the speed the pty starts at, until a driver sets its own."""
         self._on_data = on_data
         self.link = link
+        self._initial_speed = baudrate
         self._master: int | None = None
         self._slave: int | None = None
         self.path: str | None = None
@@ -40,6 +56,19 @@ class VirtualPort:
         assert self.path is not None, "port not plugged"
         return self.path
 
+    def baudrate(self) -> int | None:
+        """The speed the driver side set on the port, or None if unknown.
+
+        A pty times no bits, but it carries the termios settings the driver
+        made, so a device can tell at what speed it is being spoken to.
+        """
+        if self._slave is None:
+            return None
+        try:
+            return _SPEEDS.get(termios.tcgetattr(self._slave)[5])
+        except termios.error:
+            return None
+
     def plug(self) -> None:
         """Create the pty (raw, non-blocking) and point the link at it."""
         if self.plugged:
@@ -47,6 +76,10 @@ class VirtualPort:
         master, slave = os.openpty()
         tty.setraw(slave)
         tty.setraw(master)
+        if self._initial_speed is not None:
+            attrs = termios.tcgetattr(slave)
+            attrs[4] = attrs[5] = getattr(termios, f"B{self._initial_speed}")
+            termios.tcsetattr(slave, termios.TCSANOW, attrs)
         os.set_blocking(master, False)
         # Our own slave fd stays open, so the master never reads EIO while no
         # driver has the port open.
