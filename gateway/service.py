@@ -133,7 +133,10 @@ class Gateway:
         self._tasks.append(supervise.start("gateway.alert-writer", self._write_alerts, logger=log))
         self._tasks.append(supervise.start("gateway.loop-lag", self._watch_loop, logger=log))
         if self.uplink is not None:
-            await self.uplink.enqueue([self.uplink.active(self.active_alerts())])  # as restored
+            # As restored; a disk that refuses it is counted and logged by store.health,
+            # and the next alert change sends the list again.
+            with contextlib.suppress(StoreWriteError):
+                await self.uplink.enqueue([self.uplink.active(self.active_alerts())])
             self.uplink.start()
 
     async def stop(self) -> None:

@@ -171,11 +171,16 @@ class Connection:
             for stream in self.channels or {self.fixed or "ws"}:
                 self.gateway.metrics.clients_dropped.labels(stream).inc()
         self.client.closed = True
-        task = asyncio.create_task(
-            _cut_off(self.ws, self.transport, code, reason), name="ws.cut-off"
-        )
+        task = asyncio.create_task(self._cut_off(code, reason), name="ws.cut-off")
         self.app[CUTTING].add(task)
         task.add_done_callback(self.app[CUTTING].discard)
+
+    async def _cut_off(self, code: int, reason: str) -> None:
+        """Leave the hub at once (no more work for a client that is going), send the
+        Close frame, then drop the socket: a stalled peer would never drain it."""
+        self.detach()
+        await _close(self.ws, code, reason)
+        self.transport.abort()
 
     def expire_at(self, claims: dict[str, Any] | None) -> asyncio.TimerHandle | None:
         """Close 4001 when the token expires."""
@@ -270,14 +275,6 @@ async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
         await ws.close(code=code, message=reason.encode()[:120])
 
 
-async def _cut_off(
-    ws: web.WebSocketResponse, transport: asyncio.Transport, code: int, reason: str
-) -> None:
-    """Close with ``code``, then drop the socket: a stalled peer would never drain it."""
-    await _close(ws, code, reason)
-    transport.abort()
-
-
 async def close_all(app: web.Application) -> None:
     """On shutdown: every client gets 1001 (going away), all at once. Each leaves the hub
     first, so no broadcast is written after its Close frame."""
@@ -287,6 +284,7 @@ async def close_all(app: web.Application) -> None:
         connection.detach()
     await asyncio.gather(
         *(_close(c.ws, CLOSE_GOING_AWAY, "server shutdown") for c in connections),
+        *app[CUTTING],  # clients being cut off (each bounded by CLOSE_TIMEOUT)
         return_exceptions=True,
     )
 
