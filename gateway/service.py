@@ -1,8 +1,8 @@
 """The running gateway: buses, latest readings, the alert engine, the store, the hub.
 
 It owns every background task (pollers, the sensor ticker, heartbeats, the
-alert writer, the stale check, the readings writer) and the seed's broadcast
-API: :meth:`broadcast_alert_update` and :meth:`broadcast_alert_dismissed`.
+alert writer, the stale check, the readings writer). While it runs, the seed's
+broadcast API (:mod:`gateway.broadcast`) acts on it.
 
 An alert change goes engine -> SQLite (committed) -> clients, always in that
 order, through one queue: what a client was told is on disk.
@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from drivers.sensors import Reading
+from gateway import broadcast
 from gateway.alerts import AlertEngine, Change, Rule, alert_json, rule_from_bounds
 from gateway.config import Config, ThresholdConfig
 from gateway.hub import Hub
@@ -124,8 +125,10 @@ class Gateway:
         if self.uplink is not None:
             await self.uplink.enqueue([self.uplink.active(self.active_alerts())])  # as restored
             self.uplink.start()
+        broadcast.attach(self)
 
     async def stop(self) -> None:
+        broadcast.detach(self)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -166,6 +169,18 @@ class Gateway:
         self._to_store[reading.measurement] = reading
         value = reading.value if reading.good else None
         self._queue(self.engine.evaluate(reading.measurement, value, self.clock()))
+
+    async def apply_reading(self, reading: Reading) -> dict[str, int]:
+        """A reading from code that embeds the gateway (gateway.broadcast): the path of a
+        polled one, awaited until its alert changes are committed and sent; the counts."""
+        self.readings.record(reading)
+        self._to_store[reading.measurement] = reading
+        changes = self.engine.evaluate(reading.measurement, reading.value, self.clock())
+        if changes:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._queue(changes, done)
+            await done
+        return self.engine.summary()
 
     def check_stale(self) -> None:
         self._queue(self.engine.check_stale(self.clock()))
@@ -265,15 +280,6 @@ class Gateway:
             self._summary = dict(summary)
             messages.append(self.hub.prepare("alerts", {"type": "update", "data": self._summary}))
         return messages
-
-    def broadcast_alert_update(self, summary: dict[str, int]) -> None:
-        """Tell the alert clients the new counts, if they changed."""
-        for message in self._alert_news((), summary):
-            self.hub.deliver("alerts", message)
-
-    def broadcast_alert_dismissed(self, alert_id: str) -> None:
-        for message in self._alert_news((alert_id,), self._summary):
-            self.hub.deliver("alerts", message)
 
     def current(self, stream: str) -> dict[str, Any]:
         """The ``data`` of a stream now (what ``initial`` and ``refresh`` carry)."""
