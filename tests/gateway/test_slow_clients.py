@@ -131,22 +131,6 @@ async def test_stalled_alerts_client_is_cut_off_and_the_others_get_everything(
     await until(lambda: slow not in stream.clients)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="gateway/websocket.py _cut_off awaits ws.close(), whose drain never returns "
-    "while the peer does not read: the handler stays until the peer goes",
-)
-async def test_a_cut_off_client_is_forgotten_without_the_peers_help(
-    client: Client, crowd: list[ClientWebSocketResponse]
-) -> None:
-    stream, slow, stalled = await cut_off_in_a_stream_of_alerts(client, crowd)
-    try:
-        await until(lambda: slow not in stream.clients)  # the close timeout is 2 s
-    finally:
-        stalled.close()
-
-
 async def test_stalled_sensors_client_only_keeps_the_newest(
     client: Client, crowd: list[ClientWebSocketResponse]
 ) -> None:
