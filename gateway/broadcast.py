@@ -81,16 +81,17 @@ async def broadcast_alert_update(
       from a probe the embedding code reads itself. It takes the path of a polled
       reading (thresholds, ``delay``, hysteresis); this returns once its alert changes
       are committed and sent.
-    - None: the engine's counts now; nothing is sent (clients hear every change as it
-      happens, and ``update`` is sent only when the counts change).
+    - None: the counts the clients were last told (the engine's, as committed); nothing
+      is sent (clients hear every change as it happens, and ``update`` is sent only
+      when the counts change).
     - the seed's counts ``{"total", "critical", "warning", "info"}``: checked against
-      the engine's; ValueError if they differ, since counts come from the alerts.
+      those; ValueError if they differ, since counts come from the alerts.
     """
     gateway = gateway or running()
     if update is None:
-        return gateway.engine.summary()
+        return gateway.summary
     if set(update) == COUNTS:
-        counts = gateway.engine.summary()
+        counts = gateway.summary
         if dict(update) != counts:
             raise ValueError(
                 f"counts come from the alert engine, which has {counts}, not {dict(update)}: "

@@ -172,7 +172,8 @@ class Gateway:
 
     async def apply_reading(self, reading: Reading) -> dict[str, int]:
         """A reading from code that embeds the gateway (gateway.broadcast): the path of a
-        polled one, awaited until its alert changes are committed and sent; the counts."""
+        polled one, awaited until its alert changes are committed and sent; the counts the
+        clients were told."""
         self.readings.record(reading)
         self._to_store[reading.measurement] = reading
         changes = self.engine.evaluate(reading.measurement, reading.value, self.clock())
@@ -180,7 +181,7 @@ class Gateway:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._queue(changes, done)
             await done
-        return self.engine.summary()
+        return self.summary
 
     def check_stale(self) -> None:
         self._queue(self.engine.check_stale(self.clock()))
