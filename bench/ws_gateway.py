@@ -24,6 +24,7 @@ from aiohttp import web
 
 from bench.baselines.common import STALL_HEADER, broadcast_done, ready, serve, squeeze
 from gateway.config import load_config
+from gateway.listen import addresses
 from gateway.server import build_app
 from gateway.service import Gateway
 
@@ -106,7 +107,7 @@ async def main(stop: asyncio.Event) -> None:
     await runner.setup()
     try:
         options = {} if args.backlog is None else {"backlog": args.backlog}
-        site = web.TCPSite(runner, config.server.host, config.server.port, **options)
+        site = web.TCPSite(runner, addresses(config.server.host)[0], config.server.port, **options)
         await site.start()
         ready(runner.addresses[0][1])
         await stop.wait()

@@ -1,7 +1,8 @@
 """The ``sensor-gateway`` command line.
 
 Exit codes (../shared/contract.md): 0 normal stop, 1 bad config or usage,
-2 a port or serial device that cannot be opened at start.
+2 a port or serial device that cannot be opened at start, or an address that cannot
+be listened on.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gateway.config import Config, ConfigError, dump_config, load_config, with_o
 from gateway.field.backup import BackupError, backup_database
 from gateway.field.doctor import doctor_command
 from gateway.field.scan import parse_bauds, parse_units, scan_command
+from gateway.listen import ListenError, listen
 from gateway.relay import build_relay_app
 from gateway.server import build_app
 from gateway.service import DB_NAME
@@ -84,7 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start the simulated devices too, and read them where the config says sim://<device>",
     )
-    run.add_argument("--host", metavar="H", help="address to listen on (default from config)")
+    run.add_argument(
+        "--host",
+        action="append",
+        metavar="H",
+        help="address to listen on; repeat for more (default from config: localhost, "
+        "which is 127.0.0.1 and ::1)",
+    )
     run.add_argument("--port", type=int, metavar="P", help="port to listen on; 0 picks a free one")
     run.add_argument("--data-dir", type=Path, metavar="D", help="where SQLite and links go")
 
@@ -96,7 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         "WebSocket and REST API for every reservoir its gateways publish "
         "(/ws/sensors?reservoir=ID, channels sensors:<id> and alerts:<id> on /ws).",
     )
-    relay.add_argument("--host", metavar="H", help="address to listen on (default from config)")
+    relay.add_argument(
+        "--host",
+        action="append",
+        metavar="H",
+        help="address to listen on; repeat for more (default from config: localhost, "
+        "which is 127.0.0.1 and ::1)",
+    )
     relay.add_argument(
         "--port", type=int, metavar="P", help="port to listen on; 0 picks a free one"
     )
@@ -360,15 +374,15 @@ async def _serve(app: web.Application, config: Config, banner: str) -> int:
     try:
         # A deep accept queue: after a restart every screen reconnects at once (aiohttp's
         # default backlog of 128 makes a 10,000-client storm take 31 s instead of 9 s).
-        site = web.TCPSite(runner, config.server.host, config.server.port, backlog=LISTEN_BACKLOG)
         try:
-            await site.start()
-        except OSError as exc:
-            where = f"{config.server.host}:{config.server.port}"
-            print(f"{PROG}: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
+            bound = await listen(
+                runner, config.server.host, config.server.port, backlog=LISTEN_BACKLOG
+            )
+        except ListenError as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
             return EXIT_PORT
-        host, port = runner.addresses[0][:2]
-        print(f"{PROG}: " + banner.format(url=f"http://{host}:{port}"), flush=True)
+        log.info("listening on %s", ", ".join(bound))
+        print(f"{PROG}: " + banner.format(url=f"http://{bound[0]}"), flush=True)
         await _until_stopped()
         log.info("stopping")
         return EXIT_OK

@@ -91,7 +91,14 @@ class _Model(BaseModel):
 
 
 class ServerConfig(_Model):
-    host: str = Field(default="127.0.0.1", min_length=1)
+    #: "localhost": 127.0.0.1 and ::1; a list of addresses; "0.0.0.0"/"::" for every interface.
+    host: Annotated[
+        str | list[str],
+        _rule(
+            lambda h: all(h) and (isinstance(h, str) or len(h) > 0),
+            "must be an address or a non-empty list of addresses",
+        ),
+    ] = "localhost"
     port: int = Field(default=8000, ge=0, le=65535)  # 0: any free port
     sensor_interval: float = Field(default=10.0, gt=0)
     heartbeat_interval: float = Field(default=30.0, gt=0)

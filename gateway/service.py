@@ -1,8 +1,8 @@
 """The running gateway: buses, latest readings, the alert engine, the store, the hub.
 
 It owns every background task (pollers, the sensor ticker, heartbeats, the
-alert writer, the stale check, the readings writer) and the seed's broadcast
-API: :meth:`broadcast_alert_update` and :meth:`broadcast_alert_dismissed`.
+alert writer, the stale check, the readings writer). While it runs, the seed's
+broadcast API (:mod:`gateway.broadcast`) acts on it.
 
 The alert path (engine -> store -> clients and uplink), and what it does when
 the disk refuses a write, is gateway/pipeline.py's. Durations (staleness) run
@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from drivers.sensors import Reading
-from gateway import supervise
+from gateway import broadcast, supervise
 from gateway.alerts import Rule, rule_from_bounds
 from gateway.config import Config, ThresholdConfig
 from gateway.hub import Hub
@@ -138,10 +138,12 @@ class Gateway:
             with contextlib.suppress(StoreWriteError):
                 await self.uplink.enqueue([self.uplink.active(self.active_alerts())])
             self.uplink.start()
+        broadcast.attach(self)
 
     async def stop(self) -> None:
         """Stop the tasks, the uplink, the buses, then flush and close the store: every
         step runs whatever the ones before it raised (that is logged, not raised)."""
+        broadcast.detach(self)
         async with contextlib.AsyncExitStack() as steps:  # run last to first
             steps.push_async_callback(_step, "the store", self._close_store)
             for poller in self.pollers:
@@ -185,6 +187,21 @@ class Gateway:
         self.readings.record(reading)
         self._to_store[reading.measurement] = reading
         self.alerts.evaluate(reading.measurement, reading.value if reading.good else None)
+
+    async def apply_reading(self, reading: Reading) -> dict[str, int]:
+        """A reading from code that embeds the gateway (gateway.broadcast): the path of a
+        polled one, awaited until its alert changes are committed and sent; the counts the
+        clients were told."""
+        self.readings.record(reading)
+        self._to_store[reading.measurement] = reading
+        changes = self.alerts.engine.evaluate(
+            reading.measurement, reading.value if reading.good else None, self.alerts.now()
+        )
+        if changes:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.alerts.submit(changes, done)
+            await done
+        return self.summary
 
     def check_stale(self) -> None:
         self.alerts.check_stale()
@@ -243,15 +260,6 @@ class Gateway:
     def publish_heartbeat(self) -> None:
         for stream in self.hub.streams:
             self.hub.publish(stream, {"type": "heartbeat"}, news=False, conflate="heartbeat")
-
-    def broadcast_alert_update(self, summary: dict[str, int]) -> None:
-        """Tell the alert clients the new counts, if they changed."""
-        for message in self.alerts.news((), summary):
-            self.hub.deliver("alerts", message)
-
-    def broadcast_alert_dismissed(self, alert_id: str) -> None:
-        for message in self.alerts.news((alert_id,), self.alerts.summary):
-            self.hub.deliver("alerts", message)
 
     def current(self, stream: str) -> dict[str, Any]:
         """The ``data`` of a stream now (what ``initial`` and ``refresh`` carry)."""

@@ -107,7 +107,7 @@ async def test_usage_mistakes_exit_1_without_traceback() -> None:
     [
         (["run", "--port", "99999"], "server.port: must be between 0 and 65535, got 99999"),
         (["run", "--port", "-1"], "server.port: must be between 0 and 65535, got -1"),
-        (["run", "--host", ""], "server.host: must not be empty, got ''"),
+        (["run", "--host", ""], "server.host: must be an address or a non-empty list of addresses"),
         (["relay", "--port", "70000"], "server.port: must be between 0 and 65535, got 70000"),
     ],
 )

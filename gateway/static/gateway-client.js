@@ -127,6 +127,9 @@ export function apiBase(url) {
  *   counts as a failed attempt (a dropped SYN would otherwise hold up the schedule)
  * @property {number} [idleTimeout=0] ms without any message before the socket is deemed
  *   dead and replaced (0: off). Set it above the server's heartbeat interval.
+ * @property {boolean} [logging=true] the seed's `[WebSocket] ...` lines in the console
+ *   (`Connected`, `Message received: <type>`, `Disconnected`, `Reconnecting in Ns`)
+ * @property {boolean} [quiet=false] the same as `logging: false`
  * @property {(message: object) => void} [onMessage]
  * @property {(error: GatewayError) => void} [onError]
  * @property {(status: StatusChange) => void} [onStatus]
@@ -157,8 +160,10 @@ export class GatewayClient {
       url, token = "", channels = null, reconnectInterval = DEFAULT_RECONNECT_INTERVAL,
       maxReconnectAttempts = DEFAULT_MAX_RECONNECT_ATTEMPTS, jitter = DEFAULT_JITTER,
       probeInterval = null, poll = true, pollWait = DEFAULT_POLL_WAIT, idleTimeout = 0,
-      connectTimeout = DEFAULT_CONNECT_TIMEOUT,
+      connectTimeout = DEFAULT_CONNECT_TIMEOUT, logging = true, quiet = false,
     } = options;
+    /** The console lines, as the seed's client writes them (and the server's log). */
+    this.logging = logging && !quiet;
     this.url = socketUrl(url);
     this.token = token;
     this.channels = channels ? [...channels] : null;
@@ -314,6 +319,7 @@ export class GatewayClient {
     this._stopPolling();
     this._clearTimer("probe");
     this._setStatus(Status.CONNECTED);
+    this._log(`Connected: ${this.url}`);
     for (const channel of this.channels ?? []) {
       const since = this.lastSeq[channel];
       this.send(since === undefined ? { action: "subscribe", channel } : { action: "subscribe", channel, since });
@@ -331,6 +337,7 @@ export class GatewayClient {
       this._report({ kind: "message", detail: "a frame that is not JSON", error });
       return;
     }
+    this._log(`Message received: ${message?.type}`);
     this._accept(message);
   }
 
@@ -340,6 +347,7 @@ export class GatewayClient {
     this._clearTimer("idle");
     this._clearTimer("opening");
     if (this._stopped) return;
+    this._log(`Disconnected: ${event.code}${event.reason ? ` ${event.reason}` : ""}`);
     const kind = event.code === 4001 ? "auth" : "socket";
     this._report({ kind, code: event.code, detail: event.reason || `closed with ${event.code}` });
     this._socketGone();
@@ -355,11 +363,16 @@ export class GatewayClient {
     this.reconnectAttempts += 1;
     this._setStatus(Status.RECONNECTING);
     const delay = backoffDelay(this.reconnectAttempts, this.reconnectInterval, { jitter: this.jitter });
+    const attempt = `attempt ${this.reconnectAttempts} of ${this.maxReconnectAttempts}`;
+    this._log(`Reconnecting in ${(delay / 1000).toFixed(1)}s (${attempt})`);
     this._later("retry", delay, () => this._open());
   }
 
   _fallBack() {
-    if (!this.isPolling && this._polls.length) this._startPolling();
+    if (!this.isPolling && this._polls.length) {
+      this._log("Polling the REST API until the WebSocket is back");
+      this._startPolling();
+    }
     if (!this.isPolling) this._setStatus(Status.OFFLINE);
     const delay = this.probeInterval
       ?? backoffDelay(MAX_BACKOFF_STEPS, this.reconnectInterval, { jitter: this.jitter });
@@ -453,6 +466,10 @@ export class GatewayClient {
     this.status = status;
     this._lastAnnounced = { status, reconnectAttempts: this.reconnectAttempts };
     this._emit("status", { ...this._lastAnnounced });
+  }
+
+  _log(line) {
+    if (this.logging) console.log(`[WebSocket] ${line}`);
   }
 
   _report(error) {

@@ -35,6 +35,8 @@ import {
  * @property {number} [reconnectInterval=3000] ms; attempt n waits `interval * min(n, 5)` ±20%
  * @property {number} [maxReconnectAttempts=10] then poll the REST fallback and probe
  * @property {string} [token] a JWT, sent as the subprotocol `bearer.<token>`
+ * @property {boolean} [quiet=false] no `[WebSocket] ...` lines in the console
+ *   (the same as `logging: false`)
  *
  * Any other {@link GatewayClientOptions} (`channels`, `jitter`, `poll`, `onError`...)
  * is passed through to the client.
@@ -87,15 +89,39 @@ export function useWebSocket(options) {
   };
 }
 
+/** The alert messages that carry the counts: what the seed's handler is given. */
+export const COUNT_MESSAGES = new Set(["initial", "update", "refresh"]);
+
 /**
- * {@link useWebSocket} on the gateway's `/ws/alerts` (counts: `initial`, `update`,
- * `dismissed`, `heartbeat`).
+ * {@link useWebSocket} on the gateway's `/ws/alerts`, as the seed calls it:
  *
- * @param {((message: object) => void) | Partial<UseWebSocketOptions>} [handlerOrOptions]
- *   the onMessage handler, or options (`url` defaults to `/ws/alerts` on this page's host)
+ * ```js
+ * const { isConnected } = useAlertsWebSocket(handleAlertUpdate);
+ * function handleAlertUpdate(data) { alertCount.value = data.total; }
+ * ```
+ *
+ * A function is called as `handler(data, message)` with the counts
+ * (`data` = `{total, critical, warning, info}`) of `initial`, `update` and `refresh`
+ * messages only (not `pong`, `heartbeat` or `dismissed`). Options go second
+ * (`useAlertsWebSocket(handler, {quiet: true})`); an options object alone works as
+ * for {@link useWebSocket}, with `onCounts` for the seed's handler and `onMessage`
+ * for every message. `url` defaults to `/ws/alerts` on this page's host.
+ *
+ * @param {((data: object, message: object) => void) | Partial<UseWebSocketOptions>} [handlerOrOptions]
+ * @param {Partial<UseWebSocketOptions>} [options] when the first argument is the handler
  * @returns {UseWebSocketResult}
  */
-export function useAlertsWebSocket(handlerOrOptions = {}) {
-  const options = typeof handlerOrOptions === "function" ? { onMessage: handlerOrOptions } : handlerOrOptions;
-  return useWebSocket({ url: "/ws/alerts", ...options });
+export function useAlertsWebSocket(handlerOrOptions = {}, options = {}) {
+  const all = typeof handlerOrOptions === "function"
+    ? { ...options, onCounts: handlerOrOptions }
+    : handlerOrOptions;
+  const { onCounts, onMessage, ...rest } = all;
+  const deliver = (message) => {
+    if (onMessage) onMessage(message);
+    const alerts = message.channel === undefined || String(message.channel).startsWith("alerts");
+    if (onCounts && alerts && COUNT_MESSAGES.has(message.type) && message.data) {
+      onCounts(message.data, message);
+    }
+  };
+  return useWebSocket({ url: "/ws/alerts", ...rest, onMessage: deliver });
 }

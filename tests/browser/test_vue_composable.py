@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -50,6 +51,22 @@ window.mountProbe = (kind, options) => {
   window.probe.headers = [header.textContent];
   new MutationObserver(() => window.probe.headers.push(header.textContent)).observe(
     header, { childList: true, characterData: true, subtree: true });
+};
+// The seed's way: useAlertsWebSocket(handleAlertUpdate), the handler given the counts.
+window.mountSeed = (options) => {
+  window.probe.counts = [];
+  const app = createApp({
+    setup() {
+      const handleAlertUpdate = (data, message) =>
+        window.probe.counts.push({ data, type: message.type });
+      const ws = useAlertsWebSocket(handleAlertUpdate, options);
+      window.probe.api = ws;
+      return ws;
+    },
+    template: `<header id="seed-status">{{ isConnected ? "Conectado" : "..." }}</header>`,
+  });
+  app.mount("#app");
+  window.probe.app = app;
 };
 window.unmountProbe = () => window.probe.app.unmount();
 window.probeReady = true;
@@ -167,3 +184,69 @@ def test_falls_back_to_polling_and_unmount_stops_it(vue_page: Page) -> None:
     time.sleep(1.0)
     assert len(polls) == sent  # no poll after unmount
     assert vue_page.evaluate("window.probe.api.status.value") == "closed"
+
+
+def console_of(page: Page) -> list[str]:
+    lines: list[str] = []
+    page.on("console", lambda message: lines.append(message.text))
+    return lines
+
+
+def counted(page: Page, kind: str) -> str:
+    return f"window.probe.counts.some(c => c.type === {json.dumps(kind)})"
+
+
+def test_the_seeds_handler_gets_the_counts_only_and_the_console_says_so(
+    vue_page: Page, gateway: GatewayProcess
+) -> None:
+    console = console_of(vue_page)
+    vue_page.evaluate("window.mountSeed({})")
+    vue_page.wait_for_function(counted(vue_page, "initial"))
+    assert vue_page.evaluate("window.probe.api.ping()") is True
+    vue_page.wait_for_function("window.__ws.count('pong') === 1")
+    assert vue_page.evaluate("window.probe.api.send({action: 'refresh'})") is True
+    vue_page.wait_for_function(counted(vue_page, "refresh"))
+    gateway.simulate("ph", value=9.5)  # critical
+    vue_page.wait_for_function("window.probe.counts.some(c => c.data.critical === 1)")
+    [alert] = gateway.request("GET", "/api/alerts")
+    gateway.request("POST", "/alerts/dismiss", {"alert_id": alert["id"]})
+    vue_page.wait_for_function("window.probe.counts.at(-1).data.total === 0")
+    gateway.simulate("ph", value=7.2)  # back to normal for the next tests
+    vue_page.wait_for_function("window.__ws.count('dismissed') === 1")
+
+    counts = vue_page.evaluate("window.probe.counts")
+    assert {c["type"] for c in counts} == {"initial", "refresh", "update"}  # no pong, dismissed
+    for c in counts:
+        assert set(c["data"]) == {"total", "critical", "warning", "info"}
+        assert isinstance(c["data"]["total"], int)
+    assert [c["data"]["total"] for c in counts if c["type"] == "update"][-2:] == [1, 0]
+    url = gateway.url.replace("http", "ws") + "/ws/alerts"
+    assert f"[WebSocket] Connected: {url}" in console
+    for kind in ("initial", "pong", "refresh", "update", "dismissed"):
+        assert f"[WebSocket] Message received: {kind}" in console, console
+
+
+def test_quiet_keeps_the_console_clean(vue_page: Page) -> None:
+    console = console_of(vue_page)
+    vue_page.evaluate("window.mountSeed({quiet: true})")
+    vue_page.wait_for_function(counted(vue_page, "initial"))
+    assert vue_page.evaluate("window.probe.api.ping()") is True
+    vue_page.wait_for_function("window.__ws.count('pong') === 1")
+    vue_page.evaluate("window.unmountProbe()")
+    mount(vue_page, "plain", url="/ws/alerts", logging=False)
+    vue_page.wait_for_function("window.probe.messages.some(m => m.type === 'initial')")
+    assert [line for line in console if "[WebSocket]" in line] == []
+
+
+def test_the_console_tells_of_a_drop_and_the_reconnect(vue_page: Page) -> None:
+    console = console_of(vue_page)
+    vue_page.evaluate("window.__ws.refuse = true")
+    mount(vue_page, "plain", url="/ws/alerts", reconnectInterval=100, maxReconnectAttempts=10)
+    vue_page.wait_for_function("window.__ws.opened.length >= 3")
+    vue_page.evaluate("window.unmountProbe()")
+    lines = [line for line in console if "[WebSocket]" in line]
+    assert "[WebSocket] Disconnected: 1006" in lines, lines
+    assert any(
+        re.fullmatch(r"\[WebSocket\] Reconnecting in 0\.\d+s \(attempt 1 of 10\)", line)
+        for line in lines
+    ), lines

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 
+from tests.gateway.alerting import CRITICAL, WARNING, ZERO, read_ph
 from tests.gateway.conftest import Client, gateway_of
-
-ZERO = {"total": 0, "critical": 0, "warning": 0, "info": 0}
 
 
 async def receive(ws: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
@@ -38,11 +37,10 @@ async def test_subscribe_gets_subscribed_then_the_opening(client: Client) -> Non
 
 
 async def test_every_message_on_ws_names_its_channel(client: Client) -> None:
-    gateway = gateway_of(client)
     async with client.ws_connect("/ws") as ws:
         await ws.send_json({"action": "subscribe", "channel": "alerts"})
         await receive(ws, "initial")
-        gateway.broadcast_alert_update({"total": 1, "critical": 1, "warning": 0, "info": 0})
+        await read_ph(client, 9.5)
         update = await receive(ws, "update")
         await ws.send_json({"action": "ping"})
         pong = await receive(ws, "pong")
@@ -61,10 +59,11 @@ async def test_unsubscribe_stops_the_stream(client: Client) -> None:
         await receive(ws, "initial")
         await ws.send_json({"action": "unsubscribe", "channel": "alerts"})
         assert (await receive(ws, "unsubscribed"))["channel"] == "alerts"
-        gateway.broadcast_alert_update({"total": 2, "critical": 2, "warning": 0, "info": 0})
+        await read_ph(client, 9.5)
+        assert gateway.hub.streams["alerts"].seq == 1  # an update went out to subscribers
         await ws.send_json({"action": "ping"})
         after = await ws.receive_json(timeout=2)
-    assert after["type"] == "pong"  # the update was not sent
+    assert after["type"] == "pong"  # the update was not sent to this one
 
 
 @pytest.mark.parametrize(
@@ -90,7 +89,7 @@ async def test_channel_mistakes_get_an_error_and_the_connection_stays(
 async def test_subscribe_with_since_replays(client: Client) -> None:
     gateway = gateway_of(client)
     seq = gateway.hub.streams["alerts"].seq
-    gateway.broadcast_alert_update({"total": 1, "critical": 0, "warning": 1, "info": 0})
+    await read_ph(client, 4.0)
     async with client.ws_connect("/ws") as ws:
         await ws.send_json({"action": "subscribe", "channel": "alerts", "since": seq})
         await receive(ws, "subscribed")
@@ -125,17 +124,19 @@ async def test_deflate_when_on_carries_every_kind_of_message(
     async with client.ws_connect("/ws/alerts", compress=15) as ws:
         assert ws.compress == 15
         assert (await ws.receive_json(timeout=2))["type"] == "initial"
-        for total in (1, 2, 3):  # broadcasts: one compressed frame shared by all
-            gateway.broadcast_alert_update(
-                {"total": total, "critical": 0, "warning": total, "info": 0}
-            )
+        for ph in (8.7, 9.5, 7.25):  # broadcasts: one compressed frame shared by all
+            await read_ph(client, ph)
         await ws.send_json({"action": "ping"})  # a reply for this client alone
-        got = [await ws.receive_json(timeout=2) for _ in range(4)]
+        got = [await ws.receive_json(timeout=2)]
+        while got[-1]["type"] != "pong":
+            got.append(await ws.receive_json(timeout=2))
+    got = [m for m in got if m["type"] != "heartbeat"]
     assert [m["type"] for m in got] == ["update", "update", "update", "pong"]
-    assert [m["data"]["total"] for m in got[:3]] == [1, 2, 3]
+    assert [m["data"] for m in got[:3]] == [WARNING, CRITICAL, ZERO]
+    assert gateway.hub.streams["alerts"].seq == 3
     async with client.ws_connect("/ws/alerts") as plain:  # a client that does not offer it
         assert plain.compress == 0
-        assert (await plain.receive_json(timeout=2))["data"]["total"] == 3
+        assert (await plain.receive_json(timeout=2))["seq"] == 3
 
 
 # rate limit -----------------------------------------------------------------------

@@ -12,13 +12,17 @@ from typing import Any
 import pytest
 from aiohttp import ClientWebSocketResponse
 
+from gateway.broadcast import broadcast_alert_update
 from gateway.hub import Client as HubClient
 from gateway.hub import Stream
+from tests.gateway.alerting import unplug_ph
 from tests.gateway.conftest import Client, gateway_of
 from tests.helpers import until
 
 NORMAL_CLIENTS = 50
 MESSAGES = 300
+ALERT_MESSAGES = 100  # each one a committed alert change: fewer, still 12x the client_queue
+ALERT_MESSAGES = 100  # each one a committed alert change: fewer, still 12x the client_queue
 
 
 async def stalled_client(client: Client, path: str) -> socket.socket:
@@ -95,30 +99,36 @@ async def collect(ws: ClientWebSocketResponse, kind: str, until_seq: int) -> lis
     return got
 
 
-async def test_stalled_alerts_client_is_cut_off_and_the_others_get_everything(
+async def cut_off_in_a_stream_of_alerts(
     client: Client, crowd: list[ClientWebSocketResponse]
-) -> None:
-    gateway = gateway_of(client)
+) -> tuple[Stream, HubClient, socket.socket]:
+    """A stalled client among a crowd, through ALERT_MESSAGES committed alert changes."""
+    await unplug_ph(client)  # the readings below are the only ones the engine gets
     stream, slow, stalled = await stall_one_then_crowd(client, "alerts", crowd)
     first_seq = stream.seq + 1
     most_pending = 0
-    last = first_seq + MESSAGES - 1
+    last = first_seq + ALERT_MESSAGES - 1
     receivers = [asyncio.create_task(collect(ws, "update", last)) for ws in crowd]
-    for n in range(MESSAGES):
-        gateway.broadcast_alert_update({"total": n + 1, "critical": 0, "warning": n + 1, "info": 0})
+    for n in range(ALERT_MESSAGES):  # warning, critical, warning...: a new count each time
+        await broadcast_alert_update({"measurement": "ph", "value": (8.7, 9.5)[n % 2]})
         most_pending = max(most_pending, slow.pending)
-        if n % 10 == 0:
-            await asyncio.sleep(0)  # let the sockets move, as a live gateway would
     results = await asyncio.gather(*receivers)
     for updates in results:
-        assert [u["seq"] for u in updates] == list(range(first_seq, first_seq + MESSAGES))
+        assert [u["seq"] for u in updates] == list(range(first_seq, last + 1))
     assert slow.closed
     assert most_pending <= 8  # client_queue: memory held for it stayed bounded
     assert slow.pending == 0
+    return stream, slow, stalled
+
+
+async def test_stalled_alerts_client_is_cut_off_and_the_others_get_everything(
+    client: Client, crowd: list[ClientWebSocketResponse]
+) -> None:
+    stream, slow, stalled = await cut_off_in_a_stream_of_alerts(client, crowd)
     metrics = (await (await client.get("/metrics")).text()).splitlines()
     assert 'gateway_ws_clients_dropped_total{stream="alerts"} 1.0' in metrics
-    await until(lambda: slow not in stream.clients)
     stalled.close()
+    await until(lambda: slow not in stream.clients)
 
 
 async def test_stalled_sensors_client_only_keeps_the_newest(

@@ -45,9 +45,13 @@ async def reopen(store: Store) -> tuple[Store, list[Alert], list[Latch]]:
 async def test_wal_and_full_sync(store: Store) -> None:
     db = sqlite3.connect(store.path)
     try:
-        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)  # kept in the file
     finally:
         db.close()
+    # synchronous is per connection (a fresh one says nothing): ask the store's own, on
+    # the thread that owns it. 2 is FULL: a commit is on disk before a client hears of it.
+    synchronous = await store._run(lambda db: db.execute("PRAGMA synchronous").fetchone())
+    assert synchronous == (2,)
 
 
 async def test_active_alerts_come_back_after_a_restart(store: Store) -> None:

@@ -11,11 +11,11 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 
+from tests.gateway.alerting import CRITICAL, WARNING, ZERO, active_id, read_ph
 from tests.gateway.conftest import Client, gateway_of
 from tests.helpers import until
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-ZERO = {"total": 0, "critical": 0, "warning": 0, "info": 0}
 
 
 async def next_of(ws: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
@@ -118,43 +118,41 @@ async def test_oversized_frame_closes_1009(client: Client) -> None:
 
 
 async def test_alert_update_only_when_counts_change(client: Client) -> None:
-    gateway = gateway_of(client)
     async with client.ws_connect("/ws/alerts") as ws:
         initial = await ws.receive_json(timeout=2)
-        gateway.broadcast_alert_update(ZERO)  # unchanged: nothing is sent
-        changed = {"total": 1, "critical": 0, "warning": 1, "info": 0}
-        gateway.broadcast_alert_update(changed)
-        gateway.broadcast_alert_update(changed)
-        gateway.broadcast_alert_dismissed("a-1")
-        gateway.broadcast_alert_update(ZERO)
-        received = [await next_of(ws, t) for t in ("update", "dismissed", "update")]
+        await read_ph(client, 7.25)  # read again and again: the counts stay, nothing is sent
+        await read_ph(client, 4.0)  # raised: one update, however many readings follow
+        first = await next_of(ws, "update")
+        alert_id = await active_id(client)
+        response = await client.post("/alerts/dismiss", json={"alert_id": alert_id})
+        assert response.status == 200
+        received = [first, *[await next_of(ws, t) for t in ("dismissed", "update")]]
     assert [m["seq"] for m in received] == [
         initial["seq"] + 1,
         initial["seq"] + 2,
         initial["seq"] + 3,
     ]
-    assert received[0]["data"] == changed
-    assert received[1]["alert_id"] == "a-1"
+    assert received[0]["data"] == WARNING
+    assert received[1]["alert_id"] == alert_id
     assert received[2]["data"] == ZERO
 
 
 async def test_since_replays_what_was_missed(client: Client) -> None:
-    gateway = gateway_of(client)
     async with client.ws_connect("/ws/alerts") as ws:
         seen = (await ws.receive_json(timeout=2))["seq"]
-    for total in (1, 2, 3):
-        gateway.broadcast_alert_update({"total": total, "critical": total, "warning": 0, "info": 0})
+    told = [await read_ph(client, ph) for ph in (8.7, 9.5, 7.25)]
     async with client.ws_connect(f"/ws/alerts?since={seen}") as ws:
         replayed = [await ws.receive_json(timeout=2) for _ in range(3)]
     assert [m["type"] for m in replayed] == ["update"] * 3
     assert [m["seq"] for m in replayed] == [seen + 1, seen + 2, seen + 3]
-    assert [m["data"]["total"] for m in replayed] == [1, 2, 3]
+    assert [m["data"] for m in replayed] == told == [WARNING, CRITICAL, ZERO]
 
 
 async def test_since_up_to_date_sends_nothing_old(client: Client) -> None:
     gateway = gateway_of(client)
-    gateway.broadcast_alert_update({"total": 1, "critical": 1, "warning": 0, "info": 0})
+    await read_ph(client, 9.5)
     latest = gateway.hub.streams["alerts"].seq
+    assert latest > 0
     async with client.ws_connect(f"/ws/alerts?since={latest}") as ws:
         await ws.send_json({"action": "ping"})
         first = await ws.receive_json(timeout=2)
@@ -163,12 +161,13 @@ async def test_since_up_to_date_sends_nothing_old(client: Client) -> None:
 
 async def test_since_beyond_history_gets_initial(client: Client) -> None:
     gateway = gateway_of(client)
-    for total in range(1, 10):  # history holds 5
-        gateway.broadcast_alert_update({"total": total, "critical": 0, "warning": total, "info": 0})
+    for ph in (8.7, 9.5) * 4 + (8.7,):  # nine updates; history holds 5
+        await read_ph(client, ph)
+    assert gateway.hub.streams["alerts"].seq == 9
     async with client.ws_connect("/ws/alerts?since=1") as ws:
         first = await ws.receive_json(timeout=2)
     assert first["type"] == "initial"
-    assert first["data"]["total"] == 9
+    assert first["data"] == WARNING
     assert first["seq"] == gateway.hub.streams["alerts"].seq
 
 
