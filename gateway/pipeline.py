@@ -10,9 +10,10 @@ of the change at once (its ``seq`` and the new counts on /ws/alerts; REST reads
 the engine, so it agrees), and the change is held in memory, in order, with its
 outbox messages and its notifications (gateway/notify/). The held changes
 are committed, oldest first and each batch in its own transaction, every
-``[storage] retry_interval`` and at once when the next change comes; a later event for a held alert therefore never reaches the
-disk before the alert it refers to. Only a process that stops while changes are
-held loses them, and it says which in one ERROR line.
+``[storage] retry_interval`` and at once when the next change comes; a later
+event for a held alert therefore never reaches the disk before the alert it
+refers to. Only a process that stops while changes are held loses them, and it
+says which in one ERROR line.
 """
 
 from __future__ import annotations
