@@ -72,7 +72,7 @@ class Gateway:
         self.notifier = Notifier(
             from_config(config.notify),
             self.store,
-            _site(config),
+            notify_site(config),
             active=lambda: self.alerts.engine.active(),
             metrics=self.metrics,
             wall=clock,
@@ -318,7 +318,7 @@ async def _step(what: str, step: Callable[[], Awaitable[None]]) -> None:
         log.exception("stopping %s failed", what)
 
 
-def _site(config: Config) -> Site:
+def notify_site(config: Config) -> Site:
     """What every notification of this gateway shares. Labels and units come from
     ``[measurements.<name>]`` where the configuration has that table."""
     tables: dict[str, Any] = dict(getattr(config, "measurements", None) or {})

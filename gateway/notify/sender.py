@@ -143,27 +143,6 @@ class Notifier:
 
     # sending ------------------------------------------------------------------------------
 
-    async def send(self, target: Target, title: str, body: str, kind: str) -> str | None:
-        """Send one message now; None when delivered, else what went wrong."""
-        state = self.states[target.key]
-        try:
-            result = await state.apprise.async_notify(
-                body=body, title=title, notify_type=kind, timeout=SEND_TIMEOUT
-            )
-        except Exception as exc:  # a plugin bug must not stop the queue
-            return f"{type(exc).__name__}: {exc}"
-        if result:
-            return None
-        problems = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR")]
-        return problems[-1] if problems else f"not delivered ({result.status.name.lower()})"
-
-    async def send_test(self) -> dict[str, str | None]:
-        """``notify-test``: a test message to every target, at once; name -> error or None."""
-        title, body, kind = render_test(self.site)
-        states = list(self.states.values())
-        errors = await asyncio.gather(*(self.send(s.target, title, body, kind) for s in states))
-        return {s.target.name: error for s, error in zip(states, errors, strict=True)}
-
     async def _run(self, state: _State) -> None:
         """One target's queue, oldest first, for ever."""
         backoff = Backoff(FIRST_RETRY, MAX_RETRY)
@@ -176,7 +155,7 @@ class Notifier:
                     await state.wake.wait()
                     continue
             if row.id not in state.sent_not_forgotten:
-                error = await self.send(state.target, row.title, row.body, row.kind)
+                error = await deliver(state.apprise, row.title, row.body, row.kind)
                 if error is not None:
                     self._failed(state, row, error)
                     with contextlib.suppress(StoreWriteError):  # logged by store.health
@@ -278,6 +257,34 @@ class Notifier:
             else:
                 report[s.target.name] = {"state": "ok"}
         return report
+
+
+async def deliver(instance: apprise.Apprise, title: str, body: str, kind: str) -> str | None:
+    """Send one message now (apprise runs blocking plugins on its threads); None when
+    delivered, else what went wrong."""
+    try:
+        result = await instance.async_notify(
+            body=body, title=title, notify_type=kind, timeout=SEND_TIMEOUT
+        )
+    except Exception as exc:  # a plugin bug must not stop the queue
+        return f"{type(exc).__name__}: {exc}"
+    if result:
+        return None
+    problems = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR")]
+    return problems[-1] if problems else f"not delivered ({result.status.name.lower()})"
+
+
+async def send_test(targets: Sequence[Target], site: Site) -> list[str | None]:
+    """``notify-test``: a test message to every target at once; an error or None each."""
+    title, body, kind = render_test(site)
+    instances = [parse_url(t.url) for t in targets]
+    return await asyncio.gather(
+        *(deliver(i, title, body, kind) if i is not None else _unusable() for i in instances)
+    )
+
+
+async def _unusable() -> str:
+    return "not an apprise URL"
 
 
 def _stamp(at: float | None) -> str | None:
