@@ -262,10 +262,11 @@ class Notifier:
 async def deliver(instance: apprise.Apprise, title: str, body: str, kind: str) -> str | None:
     """Send one message now (apprise runs blocking plugins on its threads); None when
     delivered, else what went wrong."""
-    try:
-        result = await instance.async_notify(
-            body=body, title=title, notify_type=kind, timeout=SEND_TIMEOUT
-        )
+    try:  # (apprise's own timeout= argument adds seconds to every call: not used)
+        async with asyncio.timeout(SEND_TIMEOUT):
+            result = await instance.async_notify(body=body, title=title, notify_type=kind)
+    except TimeoutError:
+        return f"no answer within {SEND_TIMEOUT:g} s"
     except Exception as exc:  # a plugin bug must not stop the queue
         return f"{type(exc).__name__}: {exc}"
     if result:

@@ -25,8 +25,10 @@ from gateway.alerts import RANK, Alert, Change
 if TYPE_CHECKING:  # config imports this module to check URLs
     from gateway.config import NotifyTarget
 
-#: Apprise logs a URL it cannot parse at WARNING: config validation says it better.
-logging.getLogger("apprise").setLevel(logging.ERROR)
+#: Apprise's own lines stay out of the gateway's log: a failed send is logged by the
+#: sender with apprise's reason (captured per call), a bad URL by config validation.
+logging.getLogger("apprise").propagate = False
+logging.getLogger("apprise").addHandler(logging.NullHandler())
 
 
 def parse_url(url: str) -> apprise.Apprise | None:
