@@ -148,3 +148,17 @@ async def test_a_dead_target_is_reported_and_redacted(make_client: Make) -> None
     assert re.search(
         r'gateway_notifications_failed_total\{target="0:json://127.0.0.1"\} [3-9]', metrics
     )
+
+
+async def test_a_dead_target_never_holds_up_the_others(make_client: Make, webhook: Webhook) -> None:
+    dead = notify(f"json://127.0.0.1:{free_port()}/hook")
+    client = await make_client(extra=dead + notify(webhook.url))
+    set_ph(client, 9.5)
+    await webhook.wait_for(1)
+    set_ph(client, 7.2)
+    bodies = await webhook.wait_for(2)  # while the first target fails and waits to retry
+    assert [b["title"].split("]")[0] for b in bodies] == ["[CRÍTICA", "[RESUELTA"]
+    dead_status, live_status = (await (await client.get("/api/notify")).json())["targets"]
+    assert dead_status["queued"] == 2
+    assert dead_status["last_error"]
+    assert live_status["queued"] == 0
