@@ -29,9 +29,11 @@ from gateway.field.backup import BackupError, backup_database
 from gateway.field.doctor import doctor_command
 from gateway.field.scan import parse_bauds, parse_units, scan_command
 from gateway.listen import ListenError, listen
+from gateway.notify.sender import send_test
+from gateway.notify.targets import from_config
 from gateway.relay import build_relay_app
 from gateway.server import build_app
-from gateway.service import DB_NAME
+from gateway.service import DB_NAME, notify_site
 from gateway.watch import describe
 from simulators.control import control_app
 from simulators.rig import Rig
@@ -214,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
         "answers `i` with the configured type, Status and Cal,?; each Modbus point reads. "
         "Run it with the gateway stopped (it holds its ports). Exit 1 when a check fails.",
     )
+    commands.add_parser(
+        "notify-test",
+        parents=[config_file],
+        help="send a test notification to every [[notify]] target",
+        description="Send a test message to each [[notify]] target now (not through the "
+        "outbox) and print one line per target: ok, or fail and why. Exit 1 when any fails.",
+    )
     return parser
 
 
@@ -229,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return backup_command(args.config, args.dest)
     if args.command == "doctor":
         return asyncio.run(doctor_command(args.config))
+    if args.command == "notify-test":
+        return notify_test(args.config)
     if args.command == "scan":
         return asyncio.run(scan_command(args.port, args.baud, args.units, args.timeout))
     level = getattr(logging, str(args.log_level).upper(), None)
@@ -266,6 +277,21 @@ def check_config(path: Path) -> int:
         return _report(exc)
     print(dump_config(config))
     return EXIT_OK
+
+
+def notify_test(path: Path | None) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return _report(exc)
+    targets = from_config(config.notify)
+    if not targets:
+        print("no [[notify]] targets configured", file=sys.stderr)
+        return EXIT_USAGE
+    errors = asyncio.run(send_test(targets, notify_site(config)))
+    for target, error in zip(targets, errors, strict=True):
+        print(f"{target.name}: " + ("ok" if error is None else f"fail: {error}"))
+    return EXIT_OK if all(e is None for e in errors) else EXIT_USAGE
 
 
 def mint_token(path: Path | None, subject: str, days: float) -> int:

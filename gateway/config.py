@@ -86,6 +86,17 @@ def _mqtt_url(url: str | None) -> bool:
     return parts.scheme in ("mqtt", "mqtts") and bool(parts.hostname)
 
 
+def _http_url(url: str) -> bool:
+    parts = urlsplit(url or "http://host")
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _apprise_url(url: str) -> bool:
+    from gateway.notify.targets import parse_url  # apprise loads its plugins: only when used
+
+    return parse_url(url) is not None
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -112,6 +123,10 @@ class ServerConfig(_Model):
     #: Client actions per second per connection (a token bucket); a refresh costs 5.
     action_rate: float = Field(default=20.0, gt=0)
     action_burst: int = Field(default=40, ge=5)
+    #: The dashboard's address as people reach it ("https://gw.example.org"): notifications
+    #: link to it. Empty: no link.
+    public_url: Annotated[str, _rule(_http_url, "must look like https://host[:port][/path]")] = ""
+    language: Literal["es", "en"] = "es"  # of notifications
 
 
 def _long_enough(secret: str) -> bool:
@@ -271,6 +286,29 @@ class ThresholdConfig(_Model):
         return self
 
 
+NotifyEvent = Literal["raised", "escalated", "deescalated", "dismissed", "cleared", "offline"]
+_MEASUREMENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+class NotifyTarget(_Model):
+    """One ``[[notify]]`` table: where to send alert notifications, and which."""
+
+    url: Annotated[
+        str,
+        Field(min_length=1, repr=False),
+        _rule(_apprise_url, "not an apprise URL (mailto://, tgram://, ntfy://, json://...)"),
+    ]
+    min_severity: Literal["info", "warning", "critical"] = "warning"
+    measurements: (
+        list[Annotated[str, _rule(_MEASUREMENT_NAME.fullmatch, "must be a measurement name")]]
+        | None
+    ) = None  # None: all
+    events: list[NotifyEvent] = Field(
+        default=["raised", "escalated", "offline", "cleared"], min_length=1
+    )
+    repeat_minutes: float = Field(default=0.0, ge=0)  # 0: no reminders; fractions allowed
+
+
 # The mapping load_config reads the environment from; settings_customise_sources is a
 # classmethod, so this is how a per-call environ reaches it.
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("gateway_config_environ", default=None)
@@ -307,6 +345,7 @@ class Config(BaseSettings):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     buses: list[BusConfig] = []
     thresholds: dict[Measurement, ThresholdConfig] = {}
+    notify: list[NotifyTarget] = []
 
     @classmethod
     def settings_customise_sources(
@@ -328,6 +367,18 @@ class Config(BaseSettings):
         """Runs once every bus is valid on its own, whatever else is wrong."""
         _raise_problems(list(_shared_problems(buses)))
         return buses
+
+    @field_validator("notify")
+    @classmethod
+    def _check_notify(cls, targets: list[NotifyTarget]) -> list[NotifyTarget]:
+        first: dict[str, int] = {}
+        problems: list[Problem] = []
+        for j, target in enumerate(targets):
+            i = first.setdefault(target.url, j)
+            if i != j:
+                problems.append(((j, "url"), f"the same target as notify[{i}]"))
+        _raise_problems(problems)
+        return targets
 
 
 def _shared_problems(buses: Sequence[BusConfig]) -> Iterator[Problem]:
@@ -403,6 +454,10 @@ def dump_config(config: Config) -> str:
     url = data["mqtt"]["url"]
     if url and (password := urlsplit(url).password):
         data["mqtt"]["url"] = url.replace(f":{password}@", ":***@", 1)
+    from gateway.notify.targets import redact
+
+    for target in data["notify"]:
+        target["url"] = redact(target["url"])
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
@@ -501,7 +556,8 @@ def _message(error: ErrorDetails, loc: tuple[str | int, ...], owner: type[BaseMo
     else:
         message = error["msg"].removeprefix("Value error, ")
         message = re.sub(r"^Input should be\b", "must be", message)
-    if kind != "missing" and not isinstance(error["input"], dict | list):
+    secret = owner is NotifyTarget and key == "url"  # apprise URLs carry passwords, tokens
+    if kind != "missing" and not secret and not isinstance(error["input"], dict | list):
         message += f", got {error['input']!r}"
     if owner is SensorConfig and key == "unit":
         message += " (0 is broadcast and never answers reads)"

@@ -155,6 +155,18 @@ class Metrics:
             buckets=BROADCAST_BUCKETS,
             registry=self.registry,
         )
+        self.notifications_sent = Counter(
+            "gateway_notifications_sent",
+            "Notifications a [[notify]] target accepted",
+            ["target"],
+            registry=self.registry,
+        )
+        self.notifications_failed = Counter(
+            "gateway_notifications_failed",
+            "Tries to send a notification that failed (each is retried)",
+            ["target"],
+            registry=self.registry,
+        )
         self.loop_lag_seconds = Histogram(
             "gateway_event_loop_lag_seconds",
             "How late the event loop woke a task that asked to sleep",

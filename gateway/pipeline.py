@@ -8,11 +8,12 @@ told is on disk.
 When a commit fails (disk full, read-only, I/O error), the clients still hear
 of the change at once (its ``seq`` and the new counts on /ws/alerts; REST reads
 the engine, so it agrees), and the change is held in memory, in order, with its
-outbox messages. The held changes are committed, oldest first and each batch in
-its own transaction, every ``[storage] retry_interval`` and at once when the
-next change comes; a later event for a held alert therefore never reaches the
-disk before the alert it refers to. Only a process that stops while changes are
-held loses them, and it says which in one ERROR line.
+outbox messages and its notifications (gateway/notify/). The held changes
+are committed, oldest first and each batch in its own transaction, every
+``[storage] retry_interval`` and at once when the next change comes; a later
+event for a held alert therefore never reaches the disk before the alert it
+refers to. Only a process that stops while changes are held loses them, and it
+says which in one ERROR line.
 """
 
 from __future__ import annotations
@@ -23,14 +24,23 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.alerts import AlertEngine, Change, Now, Rule, alert_json
 from gateway.hub import Hub, utc_timestamp
 from gateway.mqtt import Uplink
-from gateway.store import Outgoing, Restored, Store, StoreWriteError
+from gateway.store import Notification, Outgoing, Restored, Store, StoreWriteError
 
 log = logging.getLogger(__name__)
+
+
+class Notices(Protocol):
+    """Who turns alert changes into notifications (gateway/notify/sender.py)."""
+
+    def for_changes(self, changes: Sequence[Change]) -> list[Notification]: ...
+
+    def wake(self) -> None:
+        """Notifications were committed: send them."""
 
 
 @dataclass
@@ -50,6 +60,7 @@ class _Batch:
     changes: list[Change]
     messages: list[dict[str, Any]]
     outgoing: list[Outgoing]
+    notifications: list[Notification]
     done: asyncio.Future[None] | None = None
     delivered: bool = field(default=False)
 
@@ -65,8 +76,10 @@ class AlertPipeline:
         retry_interval: float,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        notices: Notices | None = None,
     ) -> None:
         self.rules, self.store, self.hub, self.uplink = rules, store, hub, uplink
+        self.notices = notices
         self.retry_interval = retry_interval
         self._wall, self._monotonic = wall, monotonic
         self.engine = AlertEngine(rules, new_id=store.new_id, now=monotonic())
@@ -175,14 +188,17 @@ class AlertPipeline:
             if self.uplink is not None
             else []
         )
-        return _Batch(pending.changes, messages, outgoing, pending.done)
+        notifications = (
+            self.notices.for_changes(pending.changes) if self.notices is not None else []
+        )
+        return _Batch(pending.changes, messages, outgoing, notifications, pending.done)
 
     async def _flush(self) -> None:
         """Commit the held batches, oldest first; deliver each at once whatever happens."""
         while self._held:
             batch = self._held[0]
             try:
-                await self.store.save(batch.changes, batch.outgoing)
+                await self.store.save(batch.changes, batch.outgoing, batch.notifications)
             except StoreWriteError:  # reported by store.health; kept for the next try
                 for waiting in self._held:
                     self._deliver(waiting)
@@ -193,6 +209,8 @@ class AlertPipeline:
             self._deliver(batch)
             if batch.outgoing and self.uplink is not None:
                 self.uplink.wake.set()
+            if batch.notifications and self.notices is not None:
+                self.notices.wake()
 
     def _deliver(self, batch: _Batch) -> None:
         if batch.delivered:

@@ -22,6 +22,7 @@ from gateway import params
 from gateway.auth import CLAIMS, claims_subject
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
+from gateway.notify.api import notify_status
 from gateway.rest import dismissal, dismissed, json_error, not_active, unprocessable
 from gateway.service import Gateway
 from gateway.websocket import STOPPING, streaming_app
@@ -99,6 +100,7 @@ def build_app(
     app.router.add_get("/api/sensors/history", sensor_history)
     app.router.add_get("/api/sensors/latest", sensors_latest)
     app.router.add_post("/alerts/dismiss", dismiss)
+    app.router.add_get("/api/notify", notify_status(gateway.notifier))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     return app

@@ -19,13 +19,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
-from drivers.sensors import Reading
+from drivers.sensors import UNITS, Reading
 from gateway import broadcast, supervise
 from gateway.alerts import Rule, rule_from_bounds
 from gateway.config import Config, ThresholdConfig
 from gateway.hub import Hub
 from gateway.metrics import Metrics
 from gateway.mqtt import Uplink
+from gateway.notify.messages import Site
+from gateway.notify.sender import Notifier
+from gateway.notify.targets import from_config
 from gateway.pipeline import AlertPipeline
 from gateway.poller import BusPoller
 from gateway.readings import LatestReadings
@@ -66,6 +69,15 @@ class Gateway:
             if config.mqtt.url
             else None
         )
+        self.notifier = Notifier(
+            from_config(config.notify),
+            self.store,
+            notify_site(config),
+            active=lambda: self.alerts.engine.active(),
+            metrics=self.metrics,
+            wall=clock,
+            monotonic=monotonic,
+        )
         self.alerts = AlertPipeline(
             self.rules,
             self.store,
@@ -74,6 +86,7 @@ class Gateway:
             retry_interval=config.storage.retry_interval,
             wall=clock,
             monotonic=monotonic,
+            notices=self.notifier,
         )
         self._to_store: dict[str, Reading] = {}
         ports = ports or {}
@@ -132,6 +145,7 @@ class Gateway:
         ]
         self._tasks.append(supervise.start("gateway.alert-writer", self._write_alerts, logger=log))
         self._tasks.append(supervise.start("gateway.loop-lag", self._watch_loop, logger=log))
+        await self.notifier.start()
         if self.uplink is not None:
             # As restored; a disk that refuses it is counted and logged by store.health,
             # and the next alert change sends the list again.
@@ -150,6 +164,7 @@ class Gateway:
                 steps.push_async_callback(_step, f"bus {poller.name}", poller.stop)
             if self.uplink is not None:
                 steps.push_async_callback(_step, "the MQTT uplink", self.uplink.stop)
+            steps.push_async_callback(_step, "the notification senders", self.notifier.stop)
             steps.push_async_callback(_step, "the background tasks", self._cancel_tasks)
 
     async def _cancel_tasks(self) -> None:
@@ -286,6 +301,8 @@ class Gateway:
         down = [name for name, bus in buses.items() if bus["state"] != "connected"]
         storage = self.alerts.storage()
         failing = storage["state"] != "ok"
+        notify = self.notifier.health()
+        failing = failing or any(t["state"] != "ok" for t in notify.values())
         health: dict[str, object] = {
             "status": "degraded" if offline or down or failing else "ok",
             "connections": self.hub.connections,
@@ -294,6 +311,8 @@ class Gateway:
             "sensors": self.readings.status(),
             "storage": storage,
         }
+        if notify:
+            health["notify"] = notify
         if self.uplink is not None:
             health["mqtt"] = {"connected": self.uplink.connected, "sent": self.uplink.sent}
         return health
@@ -305,6 +324,21 @@ async def _step(what: str, step: Callable[[], Awaitable[None]]) -> None:
         await step()
     except Exception:
         log.exception("stopping %s failed", what)
+
+
+def notify_site(config: Config) -> Site:
+    """What every notification of this gateway shares. Labels and units come from
+    ``[measurements.<name>]`` where the configuration has that table."""
+    tables: dict[str, Any] = dict(getattr(config, "measurements", None) or {})
+    labels = {m: str(t.label) for m, t in tables.items() if getattr(t, "label", None)}
+    units = dict(UNITS) | {m: str(t.unit) for m, t in tables.items() if getattr(t, "unit", None)}
+    return Site(
+        config.reservoir_id,
+        config.server.language,
+        config.server.public_url,
+        labels=labels,
+        units=units,
+    )
 
 
 def _rule(config: ThresholdConfig) -> Rule:

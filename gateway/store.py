@@ -31,7 +31,7 @@ from gateway.alerts import Alert, Change, Latch
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 REPORT_EVERY = 60.0  # s between ERROR lines while writes go on failing
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: notifications
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
@@ -58,6 +58,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
     qos INTEGER NOT NULL, retain INTEGER NOT NULL, droppable INTEGER NOT NULL, at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, title TEXT NOT NULL,
+    body TEXT NOT NULL, kind TEXT NOT NULL, alert_id TEXT, event TEXT NOT NULL, at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS notifications_target ON notifications (target, id);
 """
 ALERT_COLUMNS = (
     "id, measurement, kind, direction, severity, state, value, bound, raised_at, updated_at, "
@@ -75,6 +81,21 @@ class Outgoing:
     retain: bool = False
     droppable: bool = True  # readings and states may go when the outbox is full; events never
     id: int = 0  # set once stored
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A message for one ``[[notify]]`` target, kept on disk until it was sent."""
+
+    target: str  # the target's key (gateway/notify/targets.py)
+    title: str
+    body: str
+    kind: str  # apprise's notify type: info, success, warning, failure
+    event: str  # raised, escalated, ..., reminder, test
+    at: float  # wall clock
+    alert_id: str | None = None
+    id: int = 0  # set once stored
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -173,8 +194,8 @@ class Store:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(SCHEMA)
-            db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            db.execute(  # SCHEMA creates what an older database lacks: say it is current
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
             self._db = db
 
@@ -208,9 +229,58 @@ class Store:
 
     # alert changes ------------------------------------------------------------------
 
-    async def save(self, changes: Sequence[Change], outgoing: Sequence[Outgoing] = ()) -> None:
+    async def save(
+        self,
+        changes: Sequence[Change],
+        outgoing: Sequence[Outgoing] = (),
+        notifications: Sequence[Notification] = (),
+    ) -> None:
         """Commit the changes, and the messages that tell of them, in one transaction."""
-        await self._write("alert changes", lambda db: _save(db, changes, outgoing))
+        await self._write("alert changes", lambda db: _save(db, changes, outgoing, notifications))
+
+    # the notification outbox ------------------------------------------------------------
+
+    async def add_notifications(self, notifications: Sequence[Notification]) -> None:
+        """Queue notifications that no alert change carries (reminders)."""
+
+        def work(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                _add_notifications(db, notifications)
+
+        await self._write("the notification outbox", work)
+
+    async def next_notification(self, target: str) -> Notification | None:
+        """The oldest notification not yet sent to ``target``."""
+        query = (
+            "SELECT target, title, body, kind, event, at, alert_id, id, attempts "
+            "FROM notifications WHERE target = ? ORDER BY id LIMIT 1"
+        )
+        row = await self._run(lambda db: db.execute(query, (target,)).fetchone())
+        return None if row is None else Notification(*row)
+
+    async def notification_done(self, id: int, *, sent: bool) -> None:
+        """Sent: forget it. Not sent: count the attempt."""
+        sql = (
+            "DELETE FROM notifications WHERE id = ?"
+            if sent
+            else "UPDATE notifications SET attempts = attempts + 1 WHERE id = ?"
+        )
+        await self._write("the notification outbox", lambda db: _in_transaction(db, sql, [(id,)]))
+
+    async def notifications_queued(self) -> dict[str, int]:
+        """Notifications not yet sent, by target key."""
+        query = "SELECT target, COUNT(*) FROM notifications GROUP BY target"
+        rows = await self._run(lambda db: db.execute(query).fetchall())
+        return {target: int(count) for target, count in rows}
+
+    async def drop_notifications(self, target: str) -> None:
+        """Forget what waits for a target no longer configured."""
+        await self._write(
+            "the notification outbox",
+            lambda db: _in_transaction(
+                db, "DELETE FROM notifications WHERE target = ?", [(target,)]
+            ),
+        )
 
     # the MQTT outbox ------------------------------------------------------------------
 
@@ -319,11 +389,25 @@ def _enqueue(db: sqlite3.Connection, outgoing: Sequence[Outgoing]) -> None:
     )
 
 
-def _save(db: sqlite3.Connection, changes: Sequence[Change], outgoing: Sequence[Outgoing]) -> None:
+def _add_notifications(db: sqlite3.Connection, notifications: Sequence[Notification]) -> None:
+    db.executemany(
+        "INSERT INTO notifications (target, title, body, kind, event, at, alert_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(n.target, n.title, n.body, n.kind, n.event, n.at, n.alert_id) for n in notifications],
+    )
+
+
+def _save(
+    db: sqlite3.Connection,
+    changes: Sequence[Change],
+    outgoing: Sequence[Outgoing],
+    notifications: Sequence[Notification],
+) -> None:
     with _transaction(db, "BEGIN IMMEDIATE"):
         for change in changes:
             _apply(db, change)
         _enqueue(db, outgoing)
+        _add_notifications(db, notifications)
 
 
 def _apply(db: sqlite3.Connection, change: Change) -> None:
