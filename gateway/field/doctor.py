@@ -21,7 +21,7 @@ import socket
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -32,6 +32,7 @@ from drivers.errors import DriverError
 from drivers.sensors import EZO_CIRCUITS, ModbusBus, Quality
 from drivers.serial_line import SerialLine
 from gateway.config import BusConfig, Config, ConfigError, load_config
+from gateway.listen import addresses, where
 
 State = Literal["ok", "warn", "fail"]
 MiB = 1024 * 1024
@@ -313,28 +314,36 @@ async def check_broker(url: str) -> Check:
 
 
 def check_listen(config: Config) -> Check:
-    hosts = config.server.host
-    port = config.server.port
-    names: Sequence[str] = hosts if isinstance(hosts, list) else [str(hosts)]
-    what = f"listen {','.join(names)}:{port}"
+    """Each address ``server.host`` names (as ``run`` binds them) is free on the port."""
+    host, port = config.server.host, config.server.port
+    names = addresses(host)
+    implicit = "localhost" in ([host] if isinstance(host, str) else host)
     if port == 0:
-        return Check("ok", what, "any free port")
-    try:
-        for host in names:
-            for family, _, _, _, address in _addresses(host, port):
+        return Check("ok", f"listen {', '.join(names)}", "any free port")
+    bound: list[str] = []
+    for address in names:
+        what = f"listen {where(address, port)}"
+        try:
+            for family, _, _, _, sockaddr in _addresses(address, port):
                 with socket.socket(family, socket.SOCK_STREAM) as sock:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    sock.bind(address)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            return Check(
-                "fail",
-                what,
-                f"port in use (is the gateway running? `ss -ltnp 'sport = :{port}'`); "
-                "stop it or set server.port",
-            )
-        return Check("fail", what, f"cannot bind: {exc.strerror or exc}; check server.host")
-    return Check("ok", what, "free")
+                    sock.bind(sockaddr)
+        except OSError as exc:
+            if implicit and address == "::1" and exc.errno in _NO_IPV6:
+                continue  # run leaves ::1 out too, saying so in one line
+            if exc.errno == errno.EADDRINUSE:
+                return Check(
+                    "fail",
+                    what,
+                    f"port in use (is the gateway running? `ss -ltnp 'sport = :{port}'`); "
+                    "stop it or set server.port",
+                )
+            return Check("fail", what, f"cannot bind: {exc.strerror or exc}; check server.host")
+        bound.append(where(address, port))
+    return Check("ok", f"listen {', '.join(bound)}", "free")
+
+
+_NO_IPV6 = (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
 
 
 def _addresses(host: str, port: int) -> Iterator[tuple[int, int, int, str, tuple[str, int]]]:

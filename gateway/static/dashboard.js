@@ -14,6 +14,7 @@
 import { AlertsPanel } from "./alerts-view.js";
 import { formatters } from "./format.js";
 import { GatewayClient, Status } from "./gateway-client.js";
+import { mountNotifyView } from "./notify-view.js";
 import { Tiles } from "./tiles.js";
 
 const MEASUREMENTS = ["temperature", "ph", "conductivity", "water_level"];
@@ -282,6 +283,8 @@ async function main() {
   const text = await loadLanguage(settings.lang);
   const dashboard = new Dashboard(text, settings, token);
   dashboard.start();
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  mountNotifyView(byId("notify"), { lang: text.locale.split("-")[0], headers });
 }
 
 main();

@@ -67,20 +67,24 @@ export function renderNotify(container, status, lang = "es") {
  * Poll GET /api/notify and keep `container` up to date. Returns a function that stops it.
  * @param {HTMLElement} container
  * @param {{lang?: string, every?: number, headers?: object, base?: string}} options
+ *   `base`: the URL `api/notify` is resolved against (default: the page's).
  */
 export function mountNotifyView(container, options = {}) {
-  const { lang = "es", every = 30000, headers = {}, base = "" } = options;
+  const { lang = "es", every = 30000, headers = {}, base = document.baseURI } = options;
   let timer = null;
   let stopped = false;
   async function refresh() {
     let status = null;
     try {
-      const response = await fetch(`${base}/api/notify`, { headers, cache: "no-store" });
+      // Relative to the page, so a dashboard served under a path prefix still finds it.
+      const response = await fetch(new URL("api/notify", base), { headers, cache: "no-store" });
       if (response.ok) status = await response.json();
     } catch {
       status = null;
     }
     if (stopped) return;
+    // No targets configured: nothing to watch, so the panel stays out of the way.
+    container.hidden = status !== null && status.targets.length === 0;
     renderNotify(container, status, lang);
     timer = setTimeout(refresh, every);
   }

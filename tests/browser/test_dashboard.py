@@ -7,15 +7,16 @@ import math
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.browser.support import (
-    SCREENSHOT,
     GatewayProcess,
     gaps,
     new_page,
     require_browser,
+    screenshot_path,
     sensor_seqs,
 )
 
@@ -90,7 +91,7 @@ def fake_hour(gateway: GatewayProcess):  # type: ignore[no-untyped-def]
 
 
 def test_a_ph_set_in_the_simulator_shows_then_dismissing_drops_the_counts(
-    page: Page, gateway: GatewayProcess, ph_restored: None
+    page: Page, gateway: GatewayProcess, ph_restored: None, tmp_path: Path
 ) -> None:
     page.route("**/api/sensors/history?*", fake_hour(gateway))
     open_dashboard(page, gateway)
@@ -107,8 +108,7 @@ def test_a_ph_set_in_the_simulator_shows_then_dismissing_drops_the_counts(
     expect(page.locator('.count[data-severity="critical"] .count-value')).to_have_text(
         str(critical + 1)
     )
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOT)
+    page.screenshot(path=screenshot_path("dashboard.png", tmp_path))
 
     ph_alerts.get_by_role("button", name=re.compile("Descartar")).click()
     expect(ph_alerts).to_have_count(0)
