@@ -13,15 +13,15 @@ from pathlib import Path
 
 from drivers import ezo
 from drivers.errors import ProtocolError
-from drivers.modbus_rtu import (
+from drivers.modbus_pdu import (
     READ_FUNCTIONS,
     REGISTER_COUNT,
     ExceptionResponse,
     ReadRequest,
     ReadResponse,
-    RequestDecoder,
     encode_value,
 )
+from drivers.modbus_rtu import RequestDecoder, frame
 from drivers.sensors import ModbusPoint
 from simulators.pty import VirtualPort
 from simulators.world import FAULTS, World
@@ -378,7 +378,7 @@ class ModbusBusDevice(Device):
                 reply = self._read(unit, request)
             else:
                 reply = request.reply()
-            wire = reply.to_bytes()
+            wire = frame(reply)
             if unit.fault in ("crc", "garbage") and self.fault is None:
                 wire = (
                     corrupt(wire, len(wire) - 1)
@@ -389,21 +389,39 @@ class ModbusBusDevice(Device):
             self.send_later(self.turnaround + char_time * (8 + len(wire)), wire)
 
     def _read(self, unit: SimUnit, request: ReadRequest) -> ReadResponse | ExceptionResponse:
-        registers = self.registers(unit, request.function)
-        wanted = range(request.address, request.address + request.count)
-        if any(r not in registers for r in wanted):
-            return ExceptionResponse(unit.unit, request.function, 0x02)
-        return ReadResponse(unit.unit, request.function, tuple(registers[r] for r in wanted))
+        return answer_read(unit, request, self.world, self.clock())
 
     def registers(self, unit: SimUnit, function: int) -> dict[int, int]:
-        """The unit's register map for a read function, values taken now."""
-        out: dict[int, int] = {}
-        now = self.clock()
-        for point in unit.points:
-            if READ_FUNCTIONS[point.register_type] != function:
-                continue
-            raw = (self.world.value(point.measurement, now) - point.offset) / point.scale
-            words = encode_value(raw, point.data_type, point.word_order, point.byte_order)
-            for offset in range(REGISTER_COUNT[point.data_type]):
-                out[point.register + offset] = words[offset]
-        return out
+        """The unit's register (or bit) map for a read function, values taken now."""
+        return unit_table(unit, function, self.world, self.clock())
+
+
+def answer_read(
+    unit: SimUnit, request: ReadRequest, world: World, now: float
+) -> ReadResponse | ExceptionResponse:
+    """A unit's answer to a read, RTU or TCP alike: values, or exception 2 for a hole."""
+    table = unit_table(unit, request.function, world, now)
+    wanted = range(request.address, request.address + request.count)
+    if any(r not in table for r in wanted):
+        return ExceptionResponse(unit.unit, request.function, 0x02)
+    return ReadResponse(unit.unit, request.function, tuple(table[r] for r in wanted))
+
+
+def unit_table(unit: SimUnit, function: int, world: World, now: float) -> dict[int, int]:
+    """What a unit holds for one read function: address -> register word, or bit.
+
+    A point stores ``(value - offset) / scale``; a coil or discrete input is 1
+    when that is at least 0.5.
+    """
+    out: dict[int, int] = {}
+    for point in unit.points:
+        if READ_FUNCTIONS[point.register_type] != function:
+            continue
+        raw = (world.value(point.measurement, now) - point.offset) / point.scale
+        if point.is_bit:
+            out[point.register] = int(raw >= 0.5)
+            continue
+        words = encode_value(raw, point.data_type, point.word_order, point.byte_order)
+        for offset in range(REGISTER_COUNT[point.data_type]):
+            out[point.register + offset] = words[offset]
+    return out

@@ -27,7 +27,7 @@ from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.errors import ModbusExceptionReply
-from drivers.modbus_rtu import ReadRequest, ResponseDecoder
+from drivers.modbus_rtu import ReadRequest, ResponseDecoder, frame
 from drivers.sensors import ModbusBus, ModbusPoint, Quality, Reading
 from drivers.serial_line import SerialLine
 from simulators.devices import ModbusBusDevice, SimUnit
@@ -270,7 +270,7 @@ async def test_adjacent_points_share_one_request(line: SerialLine) -> None:
         assert line.counters["requests"] == poll
         assert [r.value for r in readings] == pytest.approx([c.expected for c in cells])
     sent = [frame.data for frame in line.frames if frame.direction == "tx"]
-    assert sent == [ReadRequest(1, 4, 0, 11).to_bytes()] * 2
+    assert sent == [frame(ReadRequest(1, 4, 0, 11))] * 2
 
 
 async def test_holes_between_points_are_never_read(line: SerialLine) -> None:
@@ -286,7 +286,7 @@ async def test_holes_between_points_are_never_read(line: SerialLine) -> None:
 async def test_raw_requests_return_exactly_the_server_registers(line: SerialLine) -> None:
     for unit, function, start, stop in [(1, 4, 0, 11), (1, 3, 40, 43), (7, 3, 100, 102)]:
         request = ReadRequest(unit, function, start, stop - start)
-        reply = await line.request(request.to_bytes(), partial(ResponseDecoder, request))
+        reply = await line.request(frame(request), partial(ResponseDecoder, request))
         register_type = "input" if function == 4 else "holding"
         assert list(reply.registers) == registers_of(unit, register_type, start, stop)
         assert (reply.unit, reply.function) == (unit, function)
@@ -295,7 +295,7 @@ async def test_raw_requests_return_exactly_the_server_registers(line: SerialLine
 async def test_missing_register_is_an_exception_never_a_number(line: SerialLine) -> None:
     request = ReadRequest(1, 4, 500, 2)
     with pytest.raises(ModbusExceptionReply) as caught:
-        await line.request(request.to_bytes(), lambda: ResponseDecoder(request))
+        await line.request(frame(request), lambda: ResponseDecoder(request))
     assert (caught.value.unit, caught.value.function, caught.value.code) == (1, 4, 2)
 
     missing = [
