@@ -24,13 +24,18 @@ from drivers.modbus_pdu import (
 from drivers.modbus_rtu import RequestDecoder, frame
 from drivers.sensors import ModbusPoint
 from simulators.pty import VirtualPort
-from simulators.world import FAULTS, World
+from simulators.tcp_port import TcpPort
+from simulators.world import FAULTS, Signal, World
 
 log = logging.getLogger(__name__)
 
 
 class Device:
-    """What every simulated device shares: a port, a world, a fault, a clock."""
+    """What every simulated device shares: a port, a world, a fault, a clock.
+
+    The port is a pty, or with ``tcp=True`` a socket listening on 127.0.0.1
+    (a Modbus TCP device, or a serial server with the device behind it).
+    """
 
     kind = "device"
 
@@ -42,12 +47,15 @@ class Device:
         link: Path | None = None,
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.time,
+        tcp: bool = False,
     ) -> None:
         self.name = name
         self.world = world
         self.time_scale = time_scale
         self.clock = clock
-        self.port = VirtualPort(self.received, link)
+        self.port: VirtualPort | TcpPort = (
+            TcpPort(self.received) if tcp else VirtualPort(self.received, link)
+        )
         self.fault: str | None = None
         self._timers: set[asyncio.TimerHandle] = set()
 
@@ -324,7 +332,11 @@ class SimUnit:
 
 
 class ModbusBusDevice(Device):
-    """Several Modbus RTU units sharing one RS-485 line (one port)."""
+    """Several Modbus RTU units sharing one RS-485 line (one port).
+
+    With ``tcp=True`` the line sits behind a serial server: RTU frames, CRC
+    included, through a TCP socket.
+    """
 
     kind = "modbus-rtu"
 
@@ -339,9 +351,13 @@ class ModbusBusDevice(Device):
         link: Path | None = None,
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.time,
+        tcp: bool = False,
     ) -> None:
-        super().__init__(name, world, link=link, time_scale=time_scale, clock=clock)
+        super().__init__(name, world, link=link, time_scale=time_scale, clock=clock, tcp=tcp)
+        if tcp:
+            self.kind = "modbus-rtu-tcp"
         self.units = {u.unit: u for u in units}
+        ensure_signals(world, self.measurements)
         self.baudrate = baudrate
         self.turnaround = turnaround
         self.decoder = RequestDecoder()
@@ -394,6 +410,22 @@ class ModbusBusDevice(Device):
     def registers(self, unit: SimUnit, function: int) -> dict[int, int]:
         """The unit's register (or bit) map for a read function, values taken now."""
         return unit_table(unit, function, self.world, self.clock())
+
+
+#: What the probes of the measurements beyond the seed's four see, by default:
+#: turbidity in NTU, a running pump (coil) and a float switch at rest (discrete input).
+EXTRA_SIGNALS: dict[str, tuple[float, float, float]] = {
+    "turbidity": (1.8, 0.4, 0.01),
+    "pump": (1.0, 0.0, 0.0),
+    "float_switch": (0.0, 0.0, 0.0),
+}
+
+
+def ensure_signals(world: World, measurements: Sequence[str]) -> None:
+    """Give the world a signal for every measurement a device holds (0 when unknown)."""
+    for name in measurements:
+        setpoint, drift, noise = EXTRA_SIGNALS.get(name, (0.0, 0.0, 0.0))
+        world.signals.setdefault(name, Signal(setpoint, drift, noise))
 
 
 def answer_read(
