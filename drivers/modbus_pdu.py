@@ -107,7 +107,9 @@ class ReadRequest:
         """
         if not pdu:
             raise ProtocolError("empty reply PDU")
-        if pdu[0] == self.function | EXCEPTION_BIT and len(pdu) == 2:
+        if pdu[0] == self.function | EXCEPTION_BIT:
+            if len(pdu) != 2:
+                raise ProtocolError(f"exception reply PDU {_hex(pdu)} is not 2 bytes")
             raise ModbusExceptionReply(self.unit, self.function, pdu[1])
         if pdu[0] != self.function:
             raise ProtocolError(f"reply with function {pdu[0]:#04x}, expected {self.function:#04x}")
