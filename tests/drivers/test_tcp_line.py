@@ -8,10 +8,12 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.errors import ConfigError, PortDisconnected
-from drivers.modbus_pdu import ReadRequest
-from drivers.modbus_tcp import TcpFraming, encode_request
+from drivers.modbus_pdu import ReadRequest, ReadResponse
+from drivers.modbus_tcp import RequestDecoder, TcpFraming, encode_reply, encode_request
 from drivers.sensors import ModbusBus, ModbusPoint, Quality
 from drivers.tcp_line import TcpLine, parse_address
 from simulators.devices import ModbusBusDevice, SimUnit
@@ -165,3 +167,61 @@ def test_bad_addresses_are_config_errors(port: str, words: str) -> None:
 def test_modbus_tcp_port_defaults_to_502() -> None:
     assert parse_address("tcp://plc", 502) == ("plc", 502)
     assert parse_address("tcp://[::1]:1502") == ("::1", 1502)
+
+
+# Fuzzing the socket boundary -----------------------------------------------------
+
+TURBIDITY_REPLY_VALUES = (0x4050, 0x0000)  # float32 3.25
+
+
+async def garbage_then_good(garbage: list[bytes], close: bool) -> tuple[list[Quality], float]:
+    """A server answers the first request with ``garbage`` (then maybe hangs up), later
+    ones properly; the bus polls twice more. Returns the qualities and the last value."""
+    decoder_by_conn: dict[int, RequestDecoder] = {}
+    served = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal served
+        decoder = decoder_by_conn.setdefault(id(writer), RequestDecoder())
+        while data := await reader.read(4096):
+            for tid, request in decoder.feed(data):
+                served += 1
+                if served == 1:
+                    for chunk in garbage:
+                        writer.write(chunk)
+                        await writer.drain()
+                    if close:
+                        writer.close()
+                        return
+                    continue
+                reply = ReadResponse(request.unit, request.function, TURBIDITY_REPLY_VALUES)
+                writer.write(encode_reply(tid, reply))
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    now = [0.0]
+    line = TcpLine(f"tcp://127.0.0.1:{port}", timeout=0.05, retries=0, clock=lambda: now[0])
+    line.settle = 0.01
+    bus = ModbusBus(line, POINTS[:1], framing=TcpFraming(), clock=lambda: now[0])
+    qualities = []
+    try:
+        for _ in range(3):
+            [reading] = await bus.read()
+            qualities.append(reading.quality)
+            now[0] += 120.0  # past any backoff or breaker
+    finally:
+        await line.close()
+        server.close()
+        await server.wait_closed()
+    return qualities, reading.value or 0.0
+
+
+@given(st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=4), st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_any_bytes_from_the_socket_give_bad_readings_and_the_line_goes_on(
+    garbage: list[bytes], close: bool
+) -> None:
+    qualities, last = asyncio.run(garbage_then_good(garbage, close))
+    assert qualities[-1] is Quality.GOOD
+    assert last == 3.25
