@@ -107,6 +107,11 @@ CELLS: dict[int, list[Cell]] = {
 }
 
 
+#: What every pymodbus unit holds in its coils and discrete inputs, 0..15.
+COILS = [True, False, True, True, False, False, True, True, True] + [False] * 7
+DISCRETE = [False, True] + [False] * 14
+
+
 def sim_device(unit: int, cells: Sequence[Cell]) -> SimDevice:
     """A pymodbus device with separate holding and input register blocks.
 
@@ -117,8 +122,9 @@ def sim_device(unit: int, cells: Sequence[Cell]) -> SimDevice:
     for cell in cells:
         data = SimData(cell.point.register, values=cell.registers, datatype=DataType.REGISTERS)
         blocks[cell.point.register_type].append(data)
-    bits = [SimData(0, values=[False] * 16, datatype=DataType.BITS)]
-    return SimDevice(unit, simdata=(list(bits), list(bits), blocks["holding"], blocks["input"]))
+    coils = [SimData(0, values=COILS, datatype=DataType.BITS)]
+    discrete = [SimData(0, values=DISCRETE, datatype=DataType.BITS)]
+    return SimDevice(unit, simdata=(coils, discrete, blocks["holding"], blocks["input"]))
 
 
 def registers_of(unit: int, register_type: str, start: int, stop: int) -> list[int]:
@@ -269,7 +275,7 @@ async def test_adjacent_points_share_one_request(line: SerialLine) -> None:
         readings = await bus.read()
         assert line.counters["requests"] == poll
         assert [r.value for r in readings] == pytest.approx([c.expected for c in cells])
-    sent = [frame.data for frame in line.frames if frame.direction == "tx"]
+    sent = [record.data for record in line.frames if record.direction == "tx"]
     assert sent == [frame(ReadRequest(1, 4, 0, 11))] * 2
 
 
@@ -341,6 +347,21 @@ async def test_readings_come_back_in_the_order_of_the_points(line: SerialLine) -
 
     assert [(r.measurement, r.good) for r in readings] == [(p.measurement, True) for p in points]
     assert [r.value for r in readings] == pytest.approx([UINT32_VALUE, FLOAT_123_456, -21.5])
+
+
+async def test_driver_reads_coils_and_discrete_inputs_over_rtu(line: SerialLine) -> None:
+    coils = [ModbusPoint(f"coil_{i}", 7, i, "coil") for i in range(9)]  # nine: two bytes
+    switches = [ModbusPoint(f"switch_{i}", 1, i, "discrete") for i in range(3)]
+    bus = ModbusBus(line, [*coils, *switches])
+
+    readings = await bus.read()
+
+    assert all(r.good for r in readings), [r.detail for r in readings]
+    assert [r.value for r in readings[:9]] == [float(b) for b in COILS[:9]]
+    assert [r.value for r in readings[9:]] == [float(b) for b in DISCRETE[:3]]
+    assert line.counters["requests"] == 2  # the coils share one read, the inputs another
+    sent = [record.data for record in line.frames if record.direction == "tx"]
+    assert sent == [frame(ReadRequest(1, 2, 0, 3)), frame(ReadRequest(7, 1, 0, 9))]
 
 
 # A pymodbus client reads our simulator -------------------------------------------
