@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pymodbus import FramerType
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.framer import FramerSocket
 from pymodbus.pdu import DecodePDU, ExceptionResponse, ModbusPDU
@@ -39,7 +40,9 @@ from drivers.modbus_pdu import ReadRequest, ReadResponse
 from drivers.modbus_tcp import RequestDecoder, ResponseDecoder, TcpFraming, encode_reply
 from drivers.sensors import ModbusBus, ModbusPoint, Quality
 from drivers.tcp_line import TcpLine
+from simulators.devices import ModbusBusDevice, SimUnit
 from simulators.modbus_tcp import ModbusTcpDevice, default_tcp_units
+from simulators.tcp_port import TcpPort
 from simulators.world import World
 
 REQUESTS: dict[int, type[ModbusPDU]] = {
@@ -245,3 +248,28 @@ async def test_pymodbus_client_reads_our_simulator(simulator: ModbusTcpDevice) -
     assert switch.bits[0] is True
     assert (hole.isError(), hole.exception_code) == (True, 2)
     assert (write.isError(), write.exception_code) == (True, 1)
+
+
+async def test_pymodbus_reads_rtu_through_our_serial_server() -> None:
+    """RTU frames, CRC included, through a socket: pymodbus's TCP client with its RTU framer."""
+    world = World(seed=4)
+    world.signals["water_level"].set(12.5)
+    units = [
+        SimUnit(1, "level", [ModbusPoint("water_level", 1, 0), ModbusPoint("pump", 1, 0, "coil")])
+    ]
+    server = ModbusBusDevice("serial-server", world, units, time_scale=0.0, tcp=True)
+    world.signals["pump"].set(1.0)
+    await server.start()
+    assert isinstance(server.port, TcpPort)
+    client = AsyncModbusTcpClient(
+        "127.0.0.1", port=server.port.tcp_port, framer=FramerType.RTU, timeout=1, retries=0
+    )
+    try:
+        assert await client.connect()
+        level = await client.read_input_registers(0, count=2, device_id=1)
+        pump = await client.read_coils(0, count=1, device_id=1)
+    finally:
+        client.close()
+        await server.stop()
+    assert client.convert_from_registers(level.registers, data_type=client.DATATYPE.FLOAT32) == 12.5
+    assert pump.bits[0] is True
