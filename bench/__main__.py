@@ -27,6 +27,7 @@ from bench import (
     machine,
     serial_cycle,
     serial_overhead,
+    tcp_cycle,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,7 @@ class Benchmark(Protocol):
 BENCHMARKS: dict[str, Benchmark] = {
     "serial": serial_overhead.run,
     "serial-cycle": serial_cycle.run,
+    "tcp-cycle": tcp_cycle.run,
     "alerts": alerts.run,
     "ws": fanout.run,
     "fieldbox": fieldbox.run,

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench import Report, Summary, markdown_table
-from drivers.modbus_rtu import READ_FUNCTIONS, ReadRequest
+from drivers.modbus_rtu import READ_FUNCTIONS, ReadRequest, frame, reply_length
 from drivers.sensors import ModbusBus, ModbusPoint
 from drivers.serial_line import SerialLine
 from simulators.devices import ModbusBusDevice
@@ -41,7 +41,7 @@ def line_seconds(points: tuple[ModbusPoint, ...]) -> float:
         request = ReadRequest(
             point.unit, READ_FUNCTIONS[point.register_type], point.register, point.count
         )
-        total += (len(request.to_bytes()) + request.reply_length) * CHAR_S
+        total += (len(frame(request)) + reply_length(request)) * CHAR_S
     return total
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from drivers import ezo
 from drivers.errors import (
@@ -22,21 +24,27 @@ from drivers.errors import (
     EzoUnknownCommand,
     ModbusExceptionReply,
 )
-from drivers.modbus_rtu import (
+from drivers.modbus_pdu import (
+    BIT_TYPES,
     READ_FUNCTIONS,
     REGISTER_COUNT,
     ReadBlock,
-    ResponseDecoder,
+    ReadRequest,
+    ReadResponse,
     check_layout,
     decode_value,
     plan_reads,
     validate_unit,
 )
-from drivers.serial_line import SerialLine
+from drivers.modbus_rtu import RtuFraming
+from drivers.serial_line import ReplyParser, SerialLine
 
 log = logging.getLogger(__name__)
 
+#: The seed's four measurements: always keys of sensor_update, null when not configured.
 MEASUREMENTS = ("temperature", "ph", "conductivity", "water_level")
+#: Any measurement name (the contract's second wave): lower case, digits, '_', 1..32.
+MEASUREMENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 UNITS = {"temperature": "°C", "ph": "pH", "conductivity": "µS/cm", "water_level": "m"}
 #: The EZO circuit that measures each measurement (none measures water level).
 EZO_CIRCUITS = {"ph": "pH", "conductivity": "EC", "temperature": "RTD"}
@@ -80,8 +88,11 @@ class Reading:
 
 
 def _check_measurement(measurement: str) -> None:
-    if measurement not in MEASUREMENTS:
-        raise ConfigError(f"measurement {measurement!r} is not one of {', '.join(MEASUREMENTS)}")
+    if not MEASUREMENT_NAME.fullmatch(measurement):
+        raise ConfigError(
+            f"measurement {measurement!r} must be a lower-case letter, then up to 31 "
+            "lower-case letters, digits or '_'"
+        )
 
 
 def _scaled(raw: float, scale: float, offset: float) -> float:
@@ -89,12 +100,16 @@ def _scaled(raw: float, scale: float, offset: float) -> float:
     return float(f"{raw * scale + offset:.12g}")
 
 
-# Modbus RTU ----------------------------------------------------------------
+# Modbus (RTU or TCP) ---------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class ModbusPoint:
-    """One measurement held in registers of one unit. Addresses are 0-based (PDU)."""
+    """One measurement held in registers (or one coil or discrete input) of one unit.
+
+    Addresses are 0-based (PDU). A coil or discrete input reads 0 or 1 (times
+    ``scale``, plus ``offset``); the register layout keys do not apply to it.
+    """
 
     measurement: str
     unit: int
@@ -110,7 +125,8 @@ class ModbusPoint:
         _check_measurement(self.measurement)
         validate_unit(self.unit)
         if self.register_type not in READ_FUNCTIONS:
-            raise ConfigError(f"register_type {self.register_type!r} is not 'input' or 'holding'")
+            known = ", ".join(repr(t) for t in READ_FUNCTIONS)
+            raise ConfigError(f"register_type {self.register_type!r} is not one of {known}")
         check_layout(self.data_type, self.word_order, self.byte_order)
         if not 0 <= self.register <= 0x10000 - self.count:
             raise ConfigError(f"register {self.register} is outside 0..{0x10000 - self.count}")
@@ -120,8 +136,18 @@ class ModbusPoint:
         return READ_FUNCTIONS[self.register_type]
 
     @property
+    def is_bit(self) -> bool:
+        return self.register_type in BIT_TYPES
+
+    @property
     def count(self) -> int:
-        return REGISTER_COUNT[self.data_type]
+        return 1 if self.is_bit else REGISTER_COUNT[self.data_type]
+
+    def decode(self, values: Sequence[int]) -> float:
+        """This point's registers (or bit) off the wire -> the raw number, before scaling."""
+        if self.is_bit:
+            return float(values[0])
+        return decode_value(values, self.data_type, self.word_order, self.byte_order)
 
 
 class UnitBreaker:
@@ -155,14 +181,29 @@ class UnitBreaker:
             self.retry_at = now + min(self.cap, self.base * 2.0**doublings)
 
 
+class Framing(Protocol):
+    """How requests travel on a line: RTU frames or MBAP (modbus_rtu, modbus_tcp)."""
+
+    name: str
+
+    def encode(
+        self, request: ReadRequest
+    ) -> tuple[bytes, Callable[[], ReplyParser[ReadResponse]]]: ...
+
+
 class ModbusBus:
-    """The Modbus points on one RS-485 line, read with as few requests as fit."""
+    """The Modbus points on one line (RS-485, or TCP), read with as few requests as fit.
+
+    ``framing`` is RTU (the default; also RTU through a serial server) or
+    :class:`~drivers.modbus_tcp.TcpFraming` for Modbus TCP.
+    """
 
     def __init__(
         self,
         line: SerialLine,
         points: Sequence[ModbusPoint],
         *,
+        framing: Framing | None = None,
         poll_interval: float = 2.0,
         backoff_cap: float = 60.0,
         max_registers: int = 125,
@@ -171,6 +212,7 @@ class ModbusBus:
     ) -> None:
         self.line = line
         self.points = tuple(points)
+        self.framing: Framing = framing or RtuFraming()
         self._clock, self._wall = clock, wall_clock
         self._blocks = plan_reads(
             [(p.unit, p.function, p.register, p.count) for p in self.points], max_registers
@@ -197,12 +239,9 @@ class ModbusBus:
             wait = breaker.retry_at - self._clock()
             detail = f"unit {request.unit} not answering; next try in {wait:.1f} s"
             return [self._failed(i, Quality.TIMEOUT, detail) for i in block.members]
+        payload, parser = self.framing.encode(request)
         try:
-            reply = await self.line.request(
-                request.to_bytes(),
-                lambda: ResponseDecoder(request),
-                retries=0 if breaker.tripped else None,
-            )
+            reply = await self.line.request(payload, parser, retries=0 if breaker.tripped else None)
         except ModbusExceptionReply as exc:
             breaker.succeeded()  # it answered: the unit is alive
             if not exc.retryable and len(block.members) > 1:
@@ -217,8 +256,7 @@ class ModbusBus:
         readings = []
         for i in block.members:
             point = self.points[i]
-            registers = block.slice(reply.registers, point.register, point.count)
-            raw = decode_value(registers, point.data_type, point.word_order, point.byte_order)
+            raw = point.decode(block.slice(reply.values, point.register, point.count))
             if not math.isfinite(raw):
                 readings.append(self._failed(i, Quality.DEVICE_ERROR, f"non-finite value {raw}"))
                 continue

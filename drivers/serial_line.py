@@ -191,16 +191,20 @@ class SerialLine:
             raise PortDisconnected(self.port, f"{self._last_problem}; next try in {wait:.1f} s")
         await self._open()
 
-    async def _open(self) -> None:
-        loop = asyncio.get_running_loop()
-        receiver = _Receiver()
+    async def _connect(self, receiver: asyncio.Protocol) -> asyncio.Transport:
+        """Open the port, delivering its input to ``receiver``. Raises what opening raises."""
         options: dict[str, object] = {"baudrate": self.baudrate}
         if not urllib.parse.urlparse(self.port).scheme:
             options["exclusive"] = True  # one owner per port, as on a field box
+        transport, _ = await serial_asyncio_fast.create_serial_connection(
+            asyncio.get_running_loop(), lambda: receiver, self.port, **options
+        )
+        return transport
+
+    async def _open(self) -> None:
+        receiver = _Receiver()
         try:
-            transport, _ = await serial_asyncio_fast.create_serial_connection(
-                loop, lambda: receiver, self.port, **options
-            )
+            transport = await self._connect(receiver)
         except (serial.SerialException, OSError, ValueError) as exc:
             self._last_problem = f"cannot open: {exc}"
             self._backoff = min(self.reconnect_max, max(self.reconnect_min, self._backoff * 2))

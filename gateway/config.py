@@ -44,13 +44,19 @@ from pydantic_settings import (
 )
 
 from drivers import errors as driver_errors
-from drivers.sensors import EZO_CIRCUITS, MEASUREMENTS, ModbusPoint
+from drivers.modbus_pdu import BIT_TYPES
+from drivers.modbus_tcp import DEFAULT_PORT as MODBUS_TCP_PORT
+from drivers.sensors import EZO_CIRCUITS, MEASUREMENT_NAME, MEASUREMENTS, ModbusPoint
+from drivers.tcp_line import parse_address
 
 Measurement = Literal["temperature", "ph", "conductivity", "water_level"]
 ENV_PREFIX = "GATEWAY_"
 DEFAULT_NAME = "default.toml (embedded)"
 #: Sensor keys that mean something only on a modbus-rtu bus.
 MODBUS_KEYS = ("unit", "register", "register_type", "data_type", "word_order", "byte_order")
+#: Sensor keys that describe a register layout: not for coils and discrete inputs.
+LAYOUT_KEYS = ("data_type", "word_order", "byte_order")
+MODBUS_PROTOCOLS = ("modbus-rtu", "modbus-tcp")
 MIN_SECRET_BYTES = 32  # RFC 7518: an HS256 key as long as the hash
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 _BOUNDS = ("critical_low", "warning_low", "info_low", "info_high", "warning_high", "critical_high")
@@ -79,6 +85,16 @@ def _rule(test: Callable[[Any], object], message: str) -> AfterValidator:
         return value
 
     return AfterValidator(check)
+
+
+#: A measurement a sensor reads: any name of the contract's pattern (the seed's four or more).
+MeasurementName = Annotated[
+    str,
+    _rule(
+        MEASUREMENT_NAME.fullmatch,
+        "must be a lower-case letter, then up to 31 lower-case letters, digits or '_'",
+    ),
+]
 
 
 def _mqtt_url(url: str | None) -> bool:
@@ -170,30 +186,30 @@ warnings.filterwarnings("ignore", message='Field name "register" in "SensorConfi
 
 
 class SensorConfig(_Model):
-    measurement: Measurement
+    measurement: MeasurementName
     scale: float = 1.0  # value = raw * scale + offset
     offset: float = 0.0
     unit: int = Field(default=1, ge=1, le=247)
     register: int = Field(default=0, ge=0, le=65535)  # 0-based, as in the frame
-    register_type: Literal["input", "holding"] = "input"
+    register_type: Literal["input", "holding", "coil", "discrete"] = "input"
     data_type: Literal["int16", "uint16", "int32", "uint32", "float32"] = "float32"
     word_order: Literal["big", "little"] = "big"
     byte_order: Literal["big", "little"] = "big"
 
     def modbus_point(self) -> ModbusPoint:
-        """The driver's point for this sensor on a modbus-rtu bus (may raise its ConfigError)."""
+        """The driver's point for this sensor on a Modbus bus (may raise its ConfigError)."""
         return ModbusPoint(**self.model_dump())  # the same keys, by design
 
 
 class BusConfig(_Model):
     name: str = Field(min_length=1)
-    port: Annotated[  # a device path, a pyserial URL, or sim://<device>
+    port: Annotated[  # a device path, a pyserial URL, tcp://HOST:PORT, or sim://<device>
         str,
         Field(min_length=1),
         _rule(lambda p: p == p.strip(), "must not start or end with spaces"),
         _rule(lambda p: p != "sim://", "needs a device name, e.g. sim://ezo-ph"),
     ]
-    protocol: Literal["ezo", "modbus-rtu"]
+    protocol: Literal["ezo", "modbus-rtu", "modbus-tcp"]
     baudrate: Annotated[int, _rule(BAUDRATES.__contains__, _RATES)] = 9600
     timeout: float = Field(default=1.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
@@ -204,21 +220,40 @@ class BusConfig(_Model):
 
     @model_validator(mode="after")
     def _check_sensors(self) -> Self:
+        problems = list(_port_problems(self.port, self.protocol))
         if self.protocol == "ezo":
-            _raise_problems(list(_ezo_problems(self.sensors)))
+            problems += _ezo_problems(self.sensors)
         else:
-            _raise_problems(list(_modbus_problems(self.sensors)))
+            problems += _modbus_problems(self.sensors)
+        _raise_problems(problems)
         return self
 
     @model_serializer(mode="wrap")
     def _drop_modbus_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """An ezo bus's sensors without the modbus-only keys, so a dump loads again."""
+        """Sensors without the keys that do not apply to them, so a dump loads again:
+        an ezo bus's without the Modbus keys, a coil's without the register layout."""
         data: dict[str, Any] = handler(self)
-        if self.protocol == "ezo":
-            for sensor in data.get("sensors", []):
+        for sensor in data.get("sensors", []):
+            if self.protocol == "ezo":
                 for key in MODBUS_KEYS:
                     sensor.pop(key, None)
+            elif sensor.get("register_type") in BIT_TYPES:
+                for key in LAYOUT_KEYS:
+                    sensor.pop(key, None)
         return data
+
+
+def _port_problems(port: str, protocol: str) -> Iterator[Problem]:
+    """modbus-tcp needs tcp://HOST[:PORT]; others may use tcp://HOST:PORT (a serial server)."""
+    if port.startswith("sim://"):
+        return
+    if protocol == "modbus-tcp" and not port.startswith("tcp://"):
+        yield ("port",), f"modbus-tcp needs tcp://HOST:{MODBUS_TCP_PORT}, got {port!r}"
+    elif port.startswith("tcp://"):
+        try:
+            parse_address(port, MODBUS_TCP_PORT if protocol == "modbus-tcp" else None)
+        except driver_errors.ConfigError as exc:
+            yield ("port",), str(exc)
 
 
 def _ezo_problems(sensors: Sequence[SensorConfig]) -> Iterator[Problem]:
@@ -234,13 +269,20 @@ def _ezo_problems(sensors: Sequence[SensorConfig]) -> Iterator[Problem]:
             yield where, f"no EZO circuit measures {sensor.measurement}; read it over modbus-rtu"
         for key in MODBUS_KEYS:
             if key in sensor.model_fields_set:
-                yield ("sensors", i, key), "only for modbus-rtu buses"
+                yield ("sensors", i, key), "only for Modbus buses (modbus-rtu, modbus-tcp)"
 
 
 def _modbus_problems(sensors: Sequence[SensorConfig]) -> Iterator[Problem]:
     """Check each point as the driver will, then that no two share a register."""
     points: list[tuple[int, ModbusPoint]] = []
     for i, sensor in enumerate(sensors):
+        if sensor.register_type in BIT_TYPES:
+            for key in LAYOUT_KEYS:
+                if key in sensor.model_fields_set:
+                    yield (
+                        ("sensors", i, key),
+                        f"a {sensor.register_type} is one bit (0 or 1): leave {key} out",
+                    )
         try:
             points.append((i, sensor.modbus_point()))
         except driver_errors.ConfigError as exc:

@@ -8,8 +8,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from drivers.modbus_rtu import RtuFraming
+from drivers.modbus_tcp import DEFAULT_PORT as MODBUS_TCP_PORT
+from drivers.modbus_tcp import TcpFraming
 from drivers.sensors import EzoSensor, ModbusBus, Reading
 from drivers.serial_line import SerialLine
+from drivers.tcp_line import TcpLine
 from gateway.config import BusConfig
 
 log = logging.getLogger(__name__)
@@ -31,19 +35,14 @@ class BusPoller:
         self.config = config
         self.name = config.name
         self.sinks = list(sinks)
-        self.line = SerialLine(
-            port or config.port,
-            name=config.name,
-            baudrate=config.baudrate,
-            timeout=config.timeout,
-            retries=config.retries,
-            request_gap=config.request_gap,
-            echo=config.echo,
-        )
+        self.line = _line(config, port or config.port)
         self.driver: ModbusBus | EzoSensor
-        if config.protocol == "modbus-rtu":
+        if config.protocol in ("modbus-rtu", "modbus-tcp"):
             points = [sensor.modbus_point() for sensor in config.sensors]
-            self.driver = ModbusBus(self.line, points, poll_interval=config.poll_interval)
+            framing = TcpFraming() if config.protocol == "modbus-tcp" else RtuFraming()
+            self.driver = ModbusBus(
+                self.line, points, framing=framing, poll_interval=config.poll_interval
+            )
         else:
             [sensor] = config.sensors
             self.driver = EzoSensor(
@@ -108,3 +107,25 @@ class BusPoller:
             "last_poll_ms": round(self.last_poll_seconds * 1000, 1),
             "recent_frames": [f.as_dict() for f in list(self.line.frames)[-10:]],
         }
+
+
+def _line(config: BusConfig, port: str) -> SerialLine:
+    """The bus's one line: a serial port, or a TCP connection for ``tcp://`` ports."""
+    if port.startswith("tcp://"):
+        return TcpLine(
+            port,
+            default_port=MODBUS_TCP_PORT if config.protocol == "modbus-tcp" else None,
+            name=config.name,
+            timeout=config.timeout,
+            retries=config.retries,
+            request_gap=config.request_gap,
+        )
+    return SerialLine(
+        port,
+        name=config.name,
+        baudrate=config.baudrate,
+        timeout=config.timeout,
+        retries=config.retries,
+        request_gap=config.request_gap,
+        echo=config.echo,
+    )

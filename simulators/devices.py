@@ -13,24 +13,29 @@ from pathlib import Path
 
 from drivers import ezo
 from drivers.errors import ProtocolError
-from drivers.modbus_rtu import (
+from drivers.modbus_pdu import (
     READ_FUNCTIONS,
     REGISTER_COUNT,
     ExceptionResponse,
     ReadRequest,
     ReadResponse,
-    RequestDecoder,
     encode_value,
 )
+from drivers.modbus_rtu import RequestDecoder, frame
 from drivers.sensors import ModbusPoint
 from simulators.pty import VirtualPort
-from simulators.world import FAULTS, World
+from simulators.tcp_port import TcpPort
+from simulators.world import FAULTS, Signal, World
 
 log = logging.getLogger(__name__)
 
 
 class Device:
-    """What every simulated device shares: a port, a world, a fault, a clock."""
+    """What every simulated device shares: a port, a world, a fault, a clock.
+
+    The port is a pty, or with ``tcp=True`` a socket listening on 127.0.0.1
+    (a Modbus TCP device, or a serial server with the device behind it).
+    """
 
     kind = "device"
 
@@ -43,6 +48,7 @@ class Device:
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.time,
         baudrate: int = 9600,
+        tcp: bool = False,
     ) -> None:
         self.name = name
         #: The only speed the device understands; at another it hears noise and says nothing.
@@ -50,7 +56,9 @@ class Device:
         self.world = world
         self.time_scale = time_scale
         self.clock = clock
-        self.port = VirtualPort(self.received, link, baudrate=baudrate)
+        self.port: VirtualPort | TcpPort = (
+            TcpPort(self.received) if tcp else VirtualPort(self.received, link, baudrate=baudrate)
+        )
         self.fault: str | None = None
         self._timers: set[asyncio.TimerHandle] = set()
 
@@ -335,7 +343,11 @@ class SimUnit:
 
 
 class ModbusBusDevice(Device):
-    """Several Modbus RTU units sharing one RS-485 line (one port)."""
+    """Several Modbus RTU units sharing one RS-485 line (one port).
+
+    With ``tcp=True`` the line sits behind a serial server: RTU frames, CRC
+    included, through a TCP socket.
+    """
 
     kind = "modbus-rtu"
 
@@ -350,11 +362,15 @@ class ModbusBusDevice(Device):
         link: Path | None = None,
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.time,
+        tcp: bool = False,
     ) -> None:
         super().__init__(
-            name, world, link=link, time_scale=time_scale, clock=clock, baudrate=baudrate
+            name, world, link=link, time_scale=time_scale, clock=clock, baudrate=baudrate, tcp=tcp
         )
+        if tcp:
+            self.kind = "modbus-rtu-tcp"
         self.units = {u.unit: u for u in units}
+        ensure_signals(world, self.measurements)
         self.turnaround = turnaround
         self.decoder = RequestDecoder()
 
@@ -392,7 +408,7 @@ class ModbusBusDevice(Device):
                 reply = self._read(unit, request)
             else:
                 reply = request.reply()
-            wire = reply.to_bytes()
+            wire = frame(reply)
             if unit.fault in ("crc", "garbage") and self.fault is None:
                 wire = (
                     corrupt(wire, len(wire) - 1)
@@ -403,21 +419,55 @@ class ModbusBusDevice(Device):
             self.send_later(self.turnaround + char_time * (8 + len(wire)), wire)
 
     def _read(self, unit: SimUnit, request: ReadRequest) -> ReadResponse | ExceptionResponse:
-        registers = self.registers(unit, request.function)
-        wanted = range(request.address, request.address + request.count)
-        if any(r not in registers for r in wanted):
-            return ExceptionResponse(unit.unit, request.function, 0x02)
-        return ReadResponse(unit.unit, request.function, tuple(registers[r] for r in wanted))
+        return answer_read(unit, request, self.world, self.clock())
 
     def registers(self, unit: SimUnit, function: int) -> dict[int, int]:
-        """The unit's register map for a read function, values taken now."""
-        out: dict[int, int] = {}
-        now = self.clock()
-        for point in unit.points:
-            if READ_FUNCTIONS[point.register_type] != function:
-                continue
-            raw = (self.world.value(point.measurement, now) - point.offset) / point.scale
-            words = encode_value(raw, point.data_type, point.word_order, point.byte_order)
-            for offset in range(REGISTER_COUNT[point.data_type]):
-                out[point.register + offset] = words[offset]
-        return out
+        """The unit's register (or bit) map for a read function, values taken now."""
+        return unit_table(unit, function, self.world, self.clock())
+
+
+#: What the probes of the measurements beyond the seed's four see, by default:
+#: turbidity in NTU, a running pump (coil) and a float switch at rest (discrete input).
+EXTRA_SIGNALS: dict[str, tuple[float, float, float]] = {
+    "turbidity": (1.8, 0.4, 0.01),
+    "pump": (1.0, 0.0, 0.0),
+    "float_switch": (0.0, 0.0, 0.0),
+}
+
+
+def ensure_signals(world: World, measurements: Sequence[str]) -> None:
+    """Give the world a signal for every measurement a device holds (0 when unknown)."""
+    for name in measurements:
+        setpoint, drift, noise = EXTRA_SIGNALS.get(name, (0.0, 0.0, 0.0))
+        world.signals.setdefault(name, Signal(setpoint, drift, noise))
+
+
+def answer_read(
+    unit: SimUnit, request: ReadRequest, world: World, now: float
+) -> ReadResponse | ExceptionResponse:
+    """A unit's answer to a read, RTU or TCP alike: values, or exception 2 for a hole."""
+    table = unit_table(unit, request.function, world, now)
+    wanted = range(request.address, request.address + request.count)
+    if any(r not in table for r in wanted):
+        return ExceptionResponse(unit.unit, request.function, 0x02)
+    return ReadResponse(unit.unit, request.function, tuple(table[r] for r in wanted))
+
+
+def unit_table(unit: SimUnit, function: int, world: World, now: float) -> dict[int, int]:
+    """What a unit holds for one read function: address -> register word, or bit.
+
+    A point stores ``(value - offset) / scale``; a coil or discrete input is 1
+    when that is at least 0.5.
+    """
+    out: dict[int, int] = {}
+    for point in unit.points:
+        if READ_FUNCTIONS[point.register_type] != function:
+            continue
+        raw = (world.value(point.measurement, now) - point.offset) / point.scale
+        if point.is_bit:
+            out[point.register] = int(raw >= 0.5)
+            continue
+        words = encode_value(raw, point.data_type, point.word_order, point.byte_order)
+        for offset in range(REGISTER_COUNT[point.data_type]):
+            out[point.register + offset] = words[offset]
+    return out

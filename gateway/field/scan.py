@@ -26,7 +26,7 @@ from drivers.errors import (
     PortDisconnected,
     ProtocolError,
 )
-from drivers.modbus_rtu import READ_HOLDING_REGISTERS, ReadRequest, ResponseDecoder
+from drivers.modbus_rtu import READ_HOLDING_REGISTERS, ReadRequest, ResponseDecoder, frame
 from drivers.sensors import EZO_CIRCUITS
 from drivers.serial_line import SerialLine
 from gateway.config import BAUDRATES, SensorConfig
@@ -131,7 +131,7 @@ async def _scan_line(
     for unit in units:
         request = ReadRequest(unit, READ_HOLDING_REGISTERS, 0, 1)
         try:
-            await line.request(request.to_bytes(), functools.partial(ResponseDecoder, request))
+            await line.request(frame(request), functools.partial(ResponseDecoder, request))
             result.units[unit] = None
         except ModbusExceptionReply as exc:
             result.units[unit] = exc.code

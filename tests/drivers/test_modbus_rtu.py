@@ -21,7 +21,9 @@ from drivers.modbus_rtu import (
     crc16,
     decode_value,
     encode_value,
+    frame,
     plan_reads,
+    reply_length,
     with_crc,
 )
 
@@ -90,7 +92,7 @@ def test_crc16_accepts_bytearray_and_memoryview() -> None:
 
 
 @pytest.mark.parametrize(
-    ("request_", "frame"),
+    ("request_", "wire"),
     [
         (ReadRequest(1, 3, 0, 10), "01 03 00 00 00 0A C5 CD"),
         (ReadRequest(1, 3, 0, 1), "01 03 00 00 00 01 84 0A"),
@@ -98,9 +100,9 @@ def test_crc16_accepts_bytearray_and_memoryview() -> None:
         (ReadRequest(1, 3, 0xFC, 1), "01 03 00 FC 00 01 44 3A"),
     ],
 )
-def test_read_request_to_bytes(request_: ReadRequest, frame: str) -> None:
-    assert request_.to_bytes() == bytes.fromhex(frame)
-    assert request_.reply_length == 5 + 2 * request_.count
+def test_read_request_frame(request_: ReadRequest, wire: str) -> None:
+    assert frame(request_) == bytes.fromhex(wire)
+    assert reply_length(request_) == 5 + 2 * request_.count
 
 
 @pytest.mark.parametrize(
@@ -168,7 +170,7 @@ def test_response_known_reply_vector() -> None:
 
 def test_response_input_registers() -> None:
     request = ReadRequest(7, 4, 100, 1)
-    raw = ReadResponse(7, 4, (0xBEEF,)).to_bytes()
+    raw = frame(ReadResponse(7, 4, (0xBEEF,)))
     response = ResponseDecoder(request).feed(raw)
     assert response is not None
     assert response.registers == (0xBEEF,)
@@ -281,7 +283,7 @@ def test_request_byte_by_byte() -> None:
 
 def test_request_back_to_back() -> None:
     other = ReadRequest(10, 4, 0x1004, 2)
-    assert RequestDecoder().feed(REQUEST_FRAME + other.to_bytes()) == [REQUEST, other]
+    assert RequestDecoder().feed(REQUEST_FRAME + frame(other)) == [REQUEST, other]
 
 
 def test_request_garbage_in_front_is_skipped() -> None:
@@ -316,7 +318,7 @@ def test_request_unsupported_function() -> None:
     (refusal,) = RequestDecoder().feed(write)
     assert refusal == UnsupportedRequest(1, 6, 1)
     assert isinstance(refusal, UnsupportedRequest)
-    assert refusal.reply().to_bytes() == with_crc(bytes.fromhex("01 86 01"))
+    assert frame(refusal.reply()) == with_crc(bytes.fromhex("01 86 01"))
 
 
 def test_request_count_too_large() -> None:
@@ -513,7 +515,7 @@ def test_response_decoder_only_raises_driver_errors(
 def test_response_decoder_corrupted_reply(
     request: ReadRequest, position: int, flip: int, cuts: list[int]
 ) -> None:
-    raw = bytearray(ReadResponse(request.unit, request.function, (0,) * request.count).to_bytes())
+    raw = bytearray(frame(ReadResponse(request.unit, request.function, (0,) * request.count)))
     raw[position % len(raw)] ^= flip
     # CRC-16 catches every single-byte error: nothing may be accepted.
     with pytest.raises(DriverError):
@@ -541,8 +543,8 @@ def test_response_round_trip(
     unit: int, function: int, registers: list[int], cuts: list[int]
 ) -> None:
     request = ReadRequest(unit, function, 0, len(registers))
-    raw = ReadResponse(unit, function, tuple(registers)).to_bytes()
-    assert len(raw) == request.reply_length
+    raw = frame(ReadResponse(unit, function, tuple(registers)))
+    assert len(raw) == reply_length(request)
     decoder = ResponseDecoder(request)
     fed = 0
     for chunk in chunked(raw, cuts):
@@ -559,7 +561,7 @@ def test_response_round_trip(
 def test_request_round_trip(request: ReadRequest, cuts: list[int]) -> None:
     decoder = RequestDecoder()
     out = []
-    for chunk in chunked(request.to_bytes(), cuts):
+    for chunk in chunked(frame(request), cuts):
         out += decoder.feed(chunk)
     assert out == [request]
 

@@ -456,11 +456,12 @@ async def test_non_finite_float_is_a_device_error(
     [
         ({"unit": 0}, "unit 0"),
         ({"unit": 248}, "unit 248"),
-        ({"register_type": "coil"}, "register_type"),
+        ({"register_type": "relay"}, "register_type"),
         ({"data_type": "float64"}, "data_type"),
         ({"word_order": "middle"}, "word_order"),
         ({"register": 65535}, "register 65535"),
-        ({"measurement": "turbidity"}, "turbidity"),
+        ({"measurement": "Turbidity"}, "Turbidity"),
+        ({"measurement": "9am_level"}, "9am_level"),
     ],
 )
 def test_point_mistakes_are_caught_at_configuration(

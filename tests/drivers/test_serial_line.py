@@ -12,11 +12,17 @@ from dataclasses import dataclass, field
 import pytest
 
 from drivers.errors import CRCError, DeviceTimeout, PortDisconnected, ProtocolError
-from drivers.modbus_rtu import ReadRequest, ReadResponse, RequestDecoder, ResponseDecoder
+from drivers.modbus_rtu import (
+    ReadRequest,
+    ReadResponse,
+    RequestDecoder,
+    ResponseDecoder,
+    frame,
+)
 from drivers.serial_line import SerialLine
 
 REQUEST = ReadRequest(1, 3, 0, 2)
-REPLY = ReadResponse(1, 3, (0x42F6, 0xE979)).to_bytes()
+REPLY = frame(ReadResponse(1, 3, (0x42F6, 0xE979)))
 
 
 @dataclass
@@ -50,7 +56,7 @@ class Peer:
         data = os.read(self.master, 1024)
         for request in self.decoder.feed(data):
             assert isinstance(request, ReadRequest)
-            wire = request.to_bytes()
+            wire = frame(request)
             self.requests.append((asyncio.get_running_loop().time(), wire))
             if reply := self.answer(wire):
                 self.send(reply)
@@ -72,7 +78,7 @@ async def peer_factory() -> AsyncIterator[Callable[[Callable[[bytes], bytes]], P
 
 
 async def read(line: SerialLine, **options: object) -> ReadResponse:
-    return await line.request(REQUEST.to_bytes(), lambda: ResponseDecoder(REQUEST), **options)  # type: ignore[arg-type]
+    return await line.request(frame(REQUEST), lambda: ResponseDecoder(REQUEST), **options)  # type: ignore[arg-type]
 
 
 async def test_request_and_reply(peer_factory: Callable[..., Peer]) -> None:
@@ -85,7 +91,7 @@ async def test_request_and_reply(peer_factory: Callable[..., Peer]) -> None:
     assert reply.registers == (0x42F6, 0xE979)
     assert line.counters["requests"] == 1
     assert [f.direction for f in line.frames] == ["tx", "rx"]
-    assert line.frames[0].as_dict()["hex"] == REQUEST.to_bytes().hex(" ")
+    assert line.frames[0].as_dict()["hex"] == frame(REQUEST).hex(" ")
 
 
 async def test_a_reply_in_single_bytes_is_assembled(peer_factory: Callable[..., Peer]) -> None:

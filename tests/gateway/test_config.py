@@ -248,7 +248,7 @@ def test_an_empty_file_is_a_gateway_without_buses(tmp_path: Path) -> None:
         ),
         pytest.param(
             EZO_BUS + "  register = 3\n",
-            "buses[0].sensors[0].register: only for modbus-rtu buses",
+            "buses[0].sensors[0].register: only for Modbus buses (modbus-rtu, modbus-tcp)",
             id="modbus-key-on-ezo-bus",
         ),
         pytest.param(
@@ -406,8 +406,8 @@ def test_buses_are_compared_whatever_else_is_wrong(tmp_path: Path) -> None:
 def test_cross_checks_of_one_bus_all_reported(tmp_path: Path) -> None:
     text = EZO_BUS + "  unit = 2\n  byte_order = 'little'\n"
     assert problems_of(tmp_path, text) == [
-        "buses[0].sensors[0].unit: only for modbus-rtu buses",
-        "buses[0].sensors[0].byte_order: only for modbus-rtu buses",
+        "buses[0].sensors[0].unit: only for Modbus buses (modbus-rtu, modbus-tcp)",
+        "buses[0].sensors[0].byte_order: only for Modbus buses (modbus-rtu, modbus-tcp)",
     ]
 
 

@@ -27,7 +27,7 @@ from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.errors import ModbusExceptionReply
-from drivers.modbus_rtu import ReadRequest, ResponseDecoder
+from drivers.modbus_rtu import ReadRequest, ResponseDecoder, frame
 from drivers.sensors import ModbusBus, ModbusPoint, Quality, Reading
 from drivers.serial_line import SerialLine
 from simulators.devices import ModbusBusDevice, SimUnit
@@ -107,6 +107,11 @@ CELLS: dict[int, list[Cell]] = {
 }
 
 
+#: What every pymodbus unit holds in its coils and discrete inputs, 0..15.
+COILS = [True, False, True, True, False, False, True, True, True] + [False] * 7
+DISCRETE = [False, True] + [False] * 14
+
+
 def sim_device(unit: int, cells: Sequence[Cell]) -> SimDevice:
     """A pymodbus device with separate holding and input register blocks.
 
@@ -117,8 +122,9 @@ def sim_device(unit: int, cells: Sequence[Cell]) -> SimDevice:
     for cell in cells:
         data = SimData(cell.point.register, values=cell.registers, datatype=DataType.REGISTERS)
         blocks[cell.point.register_type].append(data)
-    bits = [SimData(0, values=[False] * 16, datatype=DataType.BITS)]
-    return SimDevice(unit, simdata=(list(bits), list(bits), blocks["holding"], blocks["input"]))
+    coils = [SimData(0, values=COILS, datatype=DataType.BITS)]
+    discrete = [SimData(0, values=DISCRETE, datatype=DataType.BITS)]
+    return SimDevice(unit, simdata=(coils, discrete, blocks["holding"], blocks["input"]))
 
 
 def registers_of(unit: int, register_type: str, start: int, stop: int) -> list[int]:
@@ -269,8 +275,8 @@ async def test_adjacent_points_share_one_request(line: SerialLine) -> None:
         readings = await bus.read()
         assert line.counters["requests"] == poll
         assert [r.value for r in readings] == pytest.approx([c.expected for c in cells])
-    sent = [frame.data for frame in line.frames if frame.direction == "tx"]
-    assert sent == [ReadRequest(1, 4, 0, 11).to_bytes()] * 2
+    sent = [record.data for record in line.frames if record.direction == "tx"]
+    assert sent == [frame(ReadRequest(1, 4, 0, 11))] * 2
 
 
 async def test_holes_between_points_are_never_read(line: SerialLine) -> None:
@@ -286,7 +292,7 @@ async def test_holes_between_points_are_never_read(line: SerialLine) -> None:
 async def test_raw_requests_return_exactly_the_server_registers(line: SerialLine) -> None:
     for unit, function, start, stop in [(1, 4, 0, 11), (1, 3, 40, 43), (7, 3, 100, 102)]:
         request = ReadRequest(unit, function, start, stop - start)
-        reply = await line.request(request.to_bytes(), partial(ResponseDecoder, request))
+        reply = await line.request(frame(request), partial(ResponseDecoder, request))
         register_type = "input" if function == 4 else "holding"
         assert list(reply.registers) == registers_of(unit, register_type, start, stop)
         assert (reply.unit, reply.function) == (unit, function)
@@ -295,7 +301,7 @@ async def test_raw_requests_return_exactly_the_server_registers(line: SerialLine
 async def test_missing_register_is_an_exception_never_a_number(line: SerialLine) -> None:
     request = ReadRequest(1, 4, 500, 2)
     with pytest.raises(ModbusExceptionReply) as caught:
-        await line.request(request.to_bytes(), lambda: ResponseDecoder(request))
+        await line.request(frame(request), lambda: ResponseDecoder(request))
     assert (caught.value.unit, caught.value.function, caught.value.code) == (1, 4, 2)
 
     missing = [
@@ -341,6 +347,21 @@ async def test_readings_come_back_in_the_order_of_the_points(line: SerialLine) -
 
     assert [(r.measurement, r.good) for r in readings] == [(p.measurement, True) for p in points]
     assert [r.value for r in readings] == pytest.approx([UINT32_VALUE, FLOAT_123_456, -21.5])
+
+
+async def test_driver_reads_coils_and_discrete_inputs_over_rtu(line: SerialLine) -> None:
+    coils = [ModbusPoint(f"coil_{i}", 7, i, "coil") for i in range(9)]  # nine: two bytes
+    switches = [ModbusPoint(f"switch_{i}", 1, i, "discrete") for i in range(3)]
+    bus = ModbusBus(line, [*coils, *switches])
+
+    readings = await bus.read()
+
+    assert all(r.good for r in readings), [r.detail for r in readings]
+    assert [r.value for r in readings[:9]] == [float(b) for b in COILS[:9]]
+    assert [r.value for r in readings[9:]] == [float(b) for b in DISCRETE[:3]]
+    assert line.counters["requests"] == 2  # the coils share one read, the inputs another
+    sent = [record.data for record in line.frames if record.direction == "tx"]
+    assert sent == [frame(ReadRequest(1, 2, 0, 3)), frame(ReadRequest(7, 1, 0, 9))]
 
 
 # A pymodbus client reads our simulator -------------------------------------------

@@ -59,10 +59,10 @@ async def test_ezo_circuit_boots_streaming_readings(rig: Rig) -> None:
 
 
 async def test_modbus_units_hear_only_their_address(rig: Rig) -> None:
-    from drivers.modbus_rtu import ReadRequest
+    from drivers.modbus_rtu import ReadRequest, frame
 
-    rig.modbus.received(ReadRequest(9, 4, 0, 1).to_bytes())  # nobody at 9
-    rig.modbus.received(ReadRequest(2, 4, 0, 1).to_bytes())
+    rig.modbus.received(frame(ReadRequest(9, 4, 0, 1)))  # nobody at 9
+    rig.modbus.received(frame(ReadRequest(2, 4, 0, 1)))
     assert rig.modbus.units[2].requests == 1
     assert rig.modbus.units[1].requests == 0
 
