@@ -52,6 +52,22 @@ class Backend(Protocol):
     def channel(self, name: str, reservoir: str | None = None) -> str | None:
         """The hub stream a client means by ``name`` (and ``?reservoir=``), or None."""
 
+    def latest(self, stream: str) -> dict[str, Any]:
+        """The ``data`` of the stream's last news (what the polling fallback answers)."""
+
+    def reservoirs(self) -> list[str]:
+        """The sites served: a gateway's own, or those a relay has heard."""
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        """The active alerts, newest first (on a relay, each with its ``reservoir_id``)."""
+
+    async def dismiss(self, alert_id: str, by: str | None) -> bool | None:
+        """True once dismissed, False if no such alert is active, None if the owner of
+        the alert did not confirm in time (a relay)."""
+
+    def health(self) -> dict[str, object]:
+        """The body of ``/healthz``."""
+
 
 BACKEND = web.AppKey("backend", Backend)
 #: Set when the server begins to stop: long polls answer at once instead of holding it up.
