@@ -25,6 +25,7 @@ from bench import (
     fanout_report,
     fieldbox,
     machine,
+    relay,
     serial_cycle,
     serial_overhead,
 )
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "alerts": alerts.run,
     "ws": fanout.run,
     "fieldbox": fieldbox.run,
+    "relay": relay.run,
 }
 
 
