@@ -14,7 +14,7 @@ import pytest
 from aiohttp import ClientSession
 
 from gateway.client import GatewayClient
-from gateway.config import load_config
+from gateway.config import ConfigError, load_config
 from gateway.hub import stamp
 from gateway.messages import SensorUpdate
 from gateway.mqtt import Uplink
@@ -220,3 +220,13 @@ async def test_the_same_queries_at_a_relay_and_at_its_gateway(site: Gateway, rel
 
 async def _some(listing: Any) -> bool:
     return bool(await listing)
+
+
+def test_relay_limits_are_checked_by_key(tmp_path: Path) -> None:
+    config = tmp_path / "relay.toml"
+    config.write_text('[relay]\nreservoirs = ["EMBALSE 01"]\nmax_reservoirs = 0\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, environ={})
+    problems = "\n".join(caught.value.problems)
+    assert "relay.reservoirs[0]: must be a reservoir_id" in problems, problems
+    assert "relay.max_reservoirs" in problems, problems
