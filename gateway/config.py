@@ -147,7 +147,9 @@ class RelayConfig(_Model):
     """What ``sensor-gateway relay`` serves of what it hears on the broker."""
 
     #: Only these reservoirs (empty: any, up to max_reservoirs).
-    reservoirs: list[Annotated[str, _rule(_NAME.fullmatch, "must be a reservoir_id (letters, digits, _ and -)")]] = []
+    reservoirs: list[
+        Annotated[str, _rule(_NAME.fullmatch, "must be a reservoir_id (letters, digits, _ and -)")]
+    ] = []
     #: Reservoirs served at most; those heard beyond it are ignored (one WARNING each).
     max_reservoirs: int = Field(default=64, ge=1)
 
