@@ -25,6 +25,7 @@ from bench import (
     fanout_report,
     fieldbox,
     machine,
+    relay,
     serial_cycle,
     serial_overhead,
     tcp_cycle,
@@ -50,6 +51,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "alerts": alerts.run,
     "ws": fanout.run,
     "fieldbox": fieldbox.run,
+    "relay": relay.run,
 }
 
 

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from pydantic import ValidationError
@@ -66,13 +66,15 @@ class GatewayClient:
         queue: int = 1000,
     ) -> None:
         """``url``: the gateway (``http://host:8000``: both streams over ``/ws``) or one
-        stream's WebSocket (``ws://host:8000/ws/alerts``)."""
+        stream's WebSocket (``ws://host:8000/ws/alerts``). Against a relay, name the site
+        with ``?reservoir=`` in the URL or with channels such as ``alerts:EMBALSE_02``."""
         parts = urlsplit(url)
         scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
         path = parts.path.rstrip("/")
         fixed = next((s for s, p in STREAM_PATHS.items() if path.endswith(p)), None)
         self.base = path[: -len(STREAM_PATHS[fixed])] if fixed else path.removesuffix("/ws")
         self.host = parts.netloc
+        self.reservoir = parse_qs(parts.query).get("reservoir", [""])[0]
         self.scheme = scheme
         self.fixed = fixed
         self.channels = [fixed] if fixed else list(channels or STREAM_PATHS)
@@ -130,8 +132,10 @@ class GatewayClient:
 
     def _ws_url(self) -> str:
         path = self.base + (STREAM_PATHS[self.fixed] if self.fixed else "/ws")
-        query = f"since={self.seq[self.fixed]}" if self.fixed and self.fixed in self.seq else ""
-        return urlunsplit((self.scheme, self.host, path, query, ""))
+        query = {"reservoir": self.reservoir} if self.reservoir else {}
+        if self.fixed and self.fixed in self.seq:
+            query["since"] = str(self.seq[self.fixed])
+        return urlunsplit((self.scheme, self.host, path, urlencode(query), ""))
 
     def _http_url(self, path: str) -> str:
         scheme = "https" if self.scheme == "wss" else "http"
@@ -191,6 +195,8 @@ class GatewayClient:
             return
         seq = getattr(message, "seq", None)
         stream = message.channel or self.fixed
+        if stream and stream not in self.channels and stream.partition(":")[0] in self.channels:
+            stream = stream.partition(":")[0]  # a relay's alerts:<id> for the alerts we asked
         if isinstance(seq, int) and stream and message.type != "refresh":
             # In order on one connection; lower only when the gateway restarted its count.
             self.seq[stream] = seq
@@ -228,15 +234,21 @@ class GatewayClient:
         return True
 
     async def _poll(self, channel: str) -> None:
-        """Long-poll one stream, turning each answer into the message the socket would send."""
+        """Long-poll one stream, turning each answer into the message the socket would send.
+
+        ``alerts:<reservoir_id>`` (a relay's channel) polls that site's endpoint."""
         assert self._session is not None
+        kind, _, site = channel.partition(":")
+        site = site or self.reservoir
         etag = ""
         while True:
             params = {"wait": str(LONG_POLL), "since": str(self.seq.get(channel, 0))}
+            if site:
+                params["reservoir"] = site
             headers = {"If-None-Match": etag} if etag else {}
             try:
                 async with self._session.get(
-                    self._http_url(POLL_PATHS[channel]), params=params, headers=headers
+                    self._http_url(POLL_PATHS[kind]), params=params, headers=headers
                 ) as response:
                     if response.status == 200:
                         etag = response.headers.get("ETag", "")
@@ -252,8 +264,9 @@ class GatewayClient:
         if seq == self.seq.get(channel):
             return
         self.seq[channel] = seq
-        kind = Update if channel == "alerts" else SensorUpdate
-        name = "update" if channel == "alerts" else "sensor_update"
+        alerts = channel.partition(":")[0] == "alerts"
+        kind = Update if alerts else SensorUpdate
+        name = "update" if alerts else "sensor_update"
         message = kind.model_validate(
             {
                 "type": name,

@@ -181,6 +181,17 @@ class MqttConfig(_Model):
     outbox_readings: int = Field(default=100_000, ge=10)
 
 
+class RelayConfig(_Model):
+    """What ``sensor-gateway relay`` serves of what it hears on the broker."""
+
+    #: Only these reservoirs (empty: any, up to max_reservoirs).
+    reservoirs: list[
+        Annotated[str, _rule(_NAME.fullmatch, "must be a reservoir_id (letters, digits, _ and -)")]
+    ] = []
+    #: Reservoirs served at most; those heard beyond it are ignored (one WARNING each).
+    max_reservoirs: int = Field(default=64, ge=1)
+
+
 # `register` is a contract key; pydantic warns that it shadows ABCMeta.register (harmless).
 warnings.filterwarnings("ignore", message='Field name "register" in "SensorConfig"')
 
@@ -384,6 +395,7 @@ class Config(BaseSettings):
     server: ServerConfig = Field(default_factory=ServerConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    relay: RelayConfig = Field(default_factory=RelayConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     buses: list[BusConfig] = []
     thresholds: dict[Measurement, ThresholdConfig] = {}

@@ -8,6 +8,13 @@ may run side by side: they serve identical streams, so a client may move from
 one to another and resume with ``since``. A dismissal made at a relay goes to
 the owning gateway as an MQTT command and comes back as that gateway's own
 ``dismissed`` event, which every relay passes on.
+
+It serves the same application as a gateway (:func:`gateway.rest.serving_app`):
+the same endpoints, messages, polling fallback and heartbeats (its own, every
+``server.heartbeat_interval``: a gateway's are not sent over MQTT), each site
+chosen with ``?reservoir=`` or a ``<stream>:<reservoir_id>`` channel. It serves
+only the reservoirs of ``[relay] reservoirs`` when that is set, and at most
+``[relay] max_reservoirs``; others heard on the broker are ignored.
 """
 
 from __future__ import annotations
@@ -25,7 +32,6 @@ import aiomqtt
 from aiohttp import web
 
 from gateway import supervise
-from gateway.auth import CLAIMS, claims_subject
 from gateway.config import Config, ConfigError
 from gateway.hub import Hub, Stream
 from gateway.metrics import Metrics
@@ -38,11 +44,12 @@ from gateway.mqtt_messages import (
     StreamMessage,
     parse_relayed,
 )
-from gateway.rest import dismissal, dismissed, json_error, not_active
-from gateway.websocket import streaming_app
+from gateway.rest import serving_app
 
 log = logging.getLogger(__name__)
 DISMISS_WAIT = 5.0
+#: Ignored reservoir ids remembered (each logged once); past this, ignored unnamed.
+IGNORED_NAMED = 1024
 KINDS = ("alerts", "sensors")
 
 
@@ -61,19 +68,22 @@ class Site:
 
 
 class Relay:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, dismiss_wait: float = DISMISS_WAIT) -> None:
+        """``dismiss_wait``: s a dismissal waits for the owning gateway's confirmation."""
         if not config.mqtt.url:
             raise ConfigError(["mqtt.url: a relay needs the broker its gateways publish to"])
         self.config = config
         self.prefix = config.mqtt.prefix
+        self.dismiss_wait = dismiss_wait
         self.metrics = Metrics()
         self.hub = Hub(history=config.server.history, streams=(), on_publish=self.metrics.published)
         self.sites: dict[str, Site] = {}
         self.connected = False
         self.identifier = config.mqtt.client_id or f"sensor-gateway-relay-{uuid.uuid4().hex[:8]}"
         self._client: aiomqtt.Client | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._dismissals: dict[str, asyncio.Future[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dismissals: dict[str, set[asyncio.Future[None]]] = {}  # alert id -> waiters
+        self._ignored: set[str] = set()
         self.metrics.watch(
             buses=dict,
             readings=dict,
@@ -90,6 +100,10 @@ class Relay:
         site = self.sites[reservoir]
         return dict(site.summary) if kind == "alerts" else dict(site.readings)
 
+    def latest(self, stream: str) -> dict[str, Any]:
+        """What the site's gateway last published: the current state is the last news."""
+        return self.current(stream)
+
     def channel(self, name: str, reservoir: str | None = None) -> str | None:
         """``alerts:<id>``; or ``alerts`` with ``?reservoir=``, or when one site is known."""
         kind, _, site = name.partition(":")
@@ -97,19 +111,81 @@ class Relay:
         stream = f"{kind}:{site}"
         return stream if kind in KINDS and stream in self.hub.streams else None
 
-    # the broker --------------------------------------------------------------------------
+    def reservoirs(self) -> list[str]:
+        return list(self.sites)
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        """Every site's active alerts, newest first, each naming its reservoir."""
+        listed = [
+            dict(alert, reservoir_id=site.reservoir_id)
+            for site in self.sites.values()
+            for alert in site.active.values()
+        ]
+        return sorted(listed, key=lambda a: str(a.get("raised_at")), reverse=True)
+
+    def health(self) -> dict[str, object]:
+        offline = [s.reservoir_id for s in self.sites.values() if s.status != "online"]
+        return {
+            "status": "ok" if self.connected and not offline else "degraded",
+            "connections": self.hub.connections,
+            "broker": "connected" if self.connected else "disconnected",
+            "sites": {s.reservoir_id: s.status for s in self.sites.values()},
+            "ignored": len(self._ignored),
+            "dismissals_pending": sum(len(w) for w in self._dismissals.values()),
+            "buses": {},
+        }
+
+    async def dismiss(self, alert_id: str, by: str | None) -> bool | None:
+        """Ask the owning gateway; True once its ``dismissed`` came back, None if it did not
+        in time (or the broker went away), False if no site has that alert active."""
+        owner = next((s for s in self.sites.values() if alert_id in s.active), None)
+        if owner is None:
+            return False
+        client = self._client
+        if client is None:
+            return None
+        done = asyncio.get_running_loop().create_future()
+        waiting = self._dismissals.setdefault(alert_id, set())
+        waiting.add(done)
+        command = json.dumps({"alert_id": alert_id, "by": by or "relay"})
+        topic = f"{self.prefix}/{owner.reservoir_id}/commands/dismiss"
+        try:
+            async with asyncio.timeout(self.dismiss_wait):
+                await client.publish(topic, command, qos=1)
+                await done
+        except (TimeoutError, aiomqtt.MqttError):
+            return None
+        finally:
+            waiting.discard(done)  # nothing is left waiting for a gateway that never answered
+            if not waiting and self._dismissals.get(alert_id) is waiting:
+                del self._dismissals[alert_id]
+        return True
+
+    # the broker and the heartbeats -------------------------------------------------------
 
     def start(self) -> None:
-        self._task = supervise.start(
+        listen = supervise.start(
             "relay.mqtt",
             self._listen,
             backoff=reconnect_backoff(),
             expected=BROKER_ERRORS,
             logger=log,
         )
+        self._tasks = [listen, supervise.start("relay.heartbeat", self._heartbeats, logger=log)]
 
     async def stop(self) -> None:
-        await supervise.cancel([self._task])
+        tasks, self._tasks = self._tasks, []
+        await supervise.cancel(tasks)
+
+    async def _heartbeats(self) -> None:
+        """Every heartbeat_interval, on every stream: the relay's own, as a gateway's."""
+        while True:
+            await asyncio.sleep(self.config.server.heartbeat_interval)
+            self.publish_heartbeat()
+
+    def publish_heartbeat(self) -> None:
+        for stream in self.hub.streams:
+            self.hub.publish(stream, {"type": "heartbeat"}, news=False, conflate="heartbeat")
 
     async def _listen(self) -> None:
         """One connection to the broker, until it ends (the supervisor reconnects)."""
@@ -130,13 +206,16 @@ class Relay:
     def receive(self, topic: str, payload: bytes) -> None:
         """One message from the broker, passed on to the clients of its reservoir.
 
-        A malformed one is logged (one line) and dropped: the next may be fine."""
+        A malformed one is logged (one line) and dropped: the next may be fine. One
+        of a reservoir this relay does not serve is dropped too."""
         try:
             parsed = parse_relayed(self.prefix, topic, payload)
         except BadMessage as exc:
             log.warning("relay: ignored %s", exc)
             return
         site = self._site(parsed.reservoir)
+        if site is None:
+            return
         match parsed:
             case Status(state=state):
                 site.status = state
@@ -160,19 +239,36 @@ class Relay:
             if event.message is not None:
                 message = event.message
                 self._relay(site, "alerts", message["seq"], message["timestamp"], message)
-            waiter = self._dismissals.pop(event.alert_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            for waiter in self._dismissals.pop(event.alert_id, set()):
+                if not waiter.done():
+                    waiter.set_result(None)
 
-    def _site(self, reservoir: str) -> Site:
-        if reservoir not in self.sites:
-            self.sites[reservoir] = Site(reservoir)
-            for kind in KINDS:
-                self.hub.streams[f"{kind}:{reservoir}"] = Stream(
-                    f"{kind}:{reservoir}", deque(maxlen=self.config.server.history)
-                )
-            log.info("relay: now serving %s", reservoir)
-        return self.sites[reservoir]
+    def _site(self, reservoir: str) -> Site | None:
+        """The site of ``reservoir``, added the first time it is heard; None if not served."""
+        site = self.sites.get(reservoir)
+        if site is not None:
+            return site
+        limits = self.config.relay
+        if limits.reservoirs and reservoir not in limits.reservoirs:
+            self._ignore(reservoir, logging.INFO, "it is not in relay.reservoirs")
+            return None
+        if len(self.sites) >= limits.max_reservoirs:
+            reason = f"relay.max_reservoirs ({limits.max_reservoirs}) are served already"
+            self._ignore(reservoir, logging.WARNING, reason)
+            return None
+        site = self.sites[reservoir] = Site(reservoir)
+        for kind in KINDS:
+            self.hub.streams[f"{kind}:{reservoir}"] = Stream(
+                f"{kind}:{reservoir}", deque(maxlen=self.config.server.history)
+            )
+        log.info("relay: now serving %s", reservoir)
+        return site
+
+    def _ignore(self, reservoir: str, level: int, reason: str) -> None:
+        """One log line the first time a reservoir is ignored (for the first IGNORED_NAMED)."""
+        if reservoir not in self._ignored and len(self._ignored) < IGNORED_NAMED:
+            self._ignored.add(reservoir)
+            log.log(level, "relay: ignoring reservoir %s: %s", reservoir, reason)
 
     def _relay(self, site: Site, kind: str, seq: int, stamp: str, message: dict[str, Any]) -> None:
         """Pass a gateway's message on as it is; drop the repeats QoS 1 may bring."""
@@ -187,32 +283,15 @@ class Relay:
         conflate = "sensor_update" if kind == "sensors" else None
         self.hub.deliver(name, message, conflate=conflate)
 
-    async def dismiss(self, alert_id: str, by: str | None) -> bool | None:
-        """Ask the owning gateway; True once its ``dismissed`` came back, None if it did not
-        in time, False if no site has that alert active."""
-        owner = next((s for s in self.sites.values() if alert_id in s.active), None)
-        if owner is None:
-            return False
-        if self._client is None:
-            return None
-        done = self._dismissals.setdefault(alert_id, asyncio.get_running_loop().create_future())
-        command = json.dumps({"alert_id": alert_id, "by": by or "relay"})
-        topic = f"{self.prefix}/{owner.reservoir_id}/commands/dismiss"
-        await self._client.publish(topic, command, qos=1)
-        try:
-            async with asyncio.timeout(DISMISS_WAIT):
-                await asyncio.shield(done)
-        except TimeoutError:
-            return None
-        return True
-
 
 RELAY = web.AppKey("relay", Relay)
 
 
 def build_relay_app(config: Config) -> web.Application:
+    """The gateway's application (:func:`serving_app`) over a :class:`Relay`, plus
+    ``/api/sites``."""
     relay = Relay(config)
-    app = streaming_app(relay, config)
+    app = serving_app(relay, config)
     app[RELAY] = relay
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -222,24 +301,7 @@ def build_relay_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/api/sites", sites)
-    app.router.add_get("/api/alerts", alerts)
-    app.router.add_get("/api/alerts/summary", summary)
-    app.router.add_get("/api/sensors/latest", latest)
-    app.router.add_post("/alerts/dismiss", dismiss)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
     return app
-
-
-def _site_of(request: web.Request) -> Site:
-    relay = request.app[RELAY]
-    wanted = request.query.get("reservoir") or (
-        next(iter(relay.sites)) if len(relay.sites) == 1 else ""
-    )
-    if wanted not in relay.sites:
-        known = ", ".join(relay.sites) or "none yet"
-        raise web.HTTPNotFound(text=f"reservoir: expected one of {known}")
-    return relay.sites[wanted]
 
 
 async def sites(request: web.Request) -> web.Response:
@@ -247,49 +309,3 @@ async def sites(request: web.Request) -> web.Response:
     return web.json_response(
         {s.reservoir_id: {"status": s.status, "summary": s.summary} for s in relay.sites.values()}
     )
-
-
-async def alerts(request: web.Request) -> web.Response:
-    """Active alerts of one site (``?reservoir=``), or of all, newest first."""
-    relay = request.app[RELAY]
-    chosen = [_site_of(request)] if "reservoir" in request.query else list(relay.sites.values())
-    listed = [dict(a, reservoir_id=s.reservoir_id) for s in chosen for a in s.active.values()]
-    return web.json_response(sorted(listed, key=lambda a: str(a.get("raised_at")), reverse=True))
-
-
-async def summary(request: web.Request) -> web.Response:
-    return web.json_response(_site_of(request).summary)
-
-
-async def latest(request: web.Request) -> web.Response:
-    return web.json_response(_site_of(request).readings)
-
-
-async def dismiss(request: web.Request) -> web.Response:
-    """Ask the owning gateway, and answer once its ``dismissed`` came back."""
-    alert_id = await dismissal(request)
-    outcome = await request.app[RELAY].dismiss(alert_id, claims_subject(request.get(CLAIMS)))
-    if outcome is False:
-        raise not_active(alert_id)
-    if outcome is None:
-        raise json_error(504, "gateway_timeout", "the owning gateway did not confirm in time")
-    return dismissed(alert_id)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    relay = request.app[RELAY]
-    offline = [s.reservoir_id for s in relay.sites.values() if s.status != "online"]
-    return web.json_response(
-        {
-            "status": "ok" if relay.connected and not offline else "degraded",
-            "connections": relay.hub.connections,
-            "broker": "connected" if relay.connected else "disconnected",
-            "sites": {s.reservoir_id: s.status for s in relay.sites.values()},
-            "buses": {},
-        }
-    )
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = request.app[RELAY].metrics.render()
-    return web.Response(body=body, content_type="text/plain", charset="utf-8")

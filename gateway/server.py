@@ -7,25 +7,20 @@ its shutdown closes every WebSocket with 1001 before stopping them.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import importlib.metadata
-import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
 from drivers.sensors import MEASUREMENTS, UNITS
 from gateway import params
-from gateway.auth import CLAIMS, claims_subject
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
 from gateway.notify.api import notify_status
-from gateway.rest import dismissal, dismissed, json_error, not_active, unprocessable
+from gateway.rest import json_error, serving_app, unprocessable
 from gateway.service import Gateway
-from gateway.websocket import STOPPING, streaming_app
 from simulators.control import add_routes as add_simulator_routes
 from simulators.rig import Rig
 
@@ -34,7 +29,6 @@ GATEWAY = web.AppKey("gateway", Gateway)
 SIM_SCHEME = "sim://"
 HISTORY_LIMIT = 10000
 VERSION = importlib.metadata.version("sensor-gateway")
-LONG_POLL_MAX = 60.0
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -70,7 +64,7 @@ def build_app(
     if simulate:
         rig = Rig(config.data_dir.absolute() / "serial" / "by-id", time_scale=sim_time_scale)
     gateway = Gateway(config, ports=resolve_ports(config, rig))  # a wrong port fails here
-    app = streaming_app(gateway, config)
+    app = serving_app(gateway, config)  # the streams and the REST shared with a relay
     app[GATEWAY] = gateway
     if rig is not None:
         app[RIG] = rig
@@ -94,15 +88,9 @@ def build_app(
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     app.router.add_get("/api/info", info)
-    app.router.add_get("/api/alerts", list_alerts)
-    app.router.add_get("/api/alerts/summary", alert_summary)
     app.router.add_get("/api/alerts/history", alert_history)
     app.router.add_get("/api/sensors/history", sensor_history)
-    app.router.add_get("/api/sensors/latest", sensors_latest)
-    app.router.add_post("/alerts/dismiss", dismiss)
     app.router.add_get("/api/notify", notify_status(gateway.notifier))
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
     return app
 
 
@@ -128,10 +116,6 @@ async def info(request: web.Request) -> web.Response:
             "version": VERSION,
         }
     )
-
-
-async def list_alerts(request: web.Request) -> web.Response:
-    return web.json_response(request.app[GATEWAY].active_alerts())
 
 
 def _range(request: web.Request, default_age: float) -> tuple[float, float, int]:
@@ -168,59 +152,3 @@ async def sensor_history(request: web.Request) -> web.Response:
             if at <= until
         ]
     )
-
-
-async def alert_summary(request: web.Request) -> web.Response:
-    """The counts, for clients that cannot hold a WebSocket (ETag; ``?wait=&since=``)."""
-    return await _pollable(request, "alerts", lambda: request.app[GATEWAY].summary)
-
-
-async def sensors_latest(request: web.Request) -> web.Response:
-    """The data of the last sensor_update (ETag; ``?wait=&since=``)."""
-    return await _pollable(request, "sensors", request.app[GATEWAY].latest_sensor_data)
-
-
-async def _pollable(request: web.Request, stream: str, body: Callable[[], object]) -> web.Response:
-    """A polling fallback with the WebSocket's seq: ``X-Seq``, an ETag, and long polls.
-
-    ``?wait=25&since=<seq>`` answers as soon as the stream has news after ``seq``,
-    or after ``wait`` seconds (at most 60) with what there is then.
-    """
-    news = request.app[GATEWAY].hub.streams[stream]
-    try:
-        poll = params.long_poll(request.query, news.seq, LONG_POLL_MAX)
-    except params.BadInput as exc:
-        raise json_error(400, exc.code, exc.detail) from None
-    if poll is not None:
-        wait, since = poll
-        stopping = request.app[STOPPING]
-        waiters = [news.news_after(since), stopping.wait()]
-        tasks = [asyncio.ensure_future(w) for w in waiters]
-        try:
-            await asyncio.wait(tasks, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    text = json.dumps(body())
-    etag = '"' + hashlib.blake2b(text.encode(), digest_size=8).hexdigest() + '"'
-    headers = {"ETag": etag, "X-Seq": str(news.seq), "Cache-Control": "no-cache"}
-    if etag in request.headers.get("If-None-Match", ""):
-        return web.Response(status=304, headers=headers)
-    return web.Response(text=text, content_type="application/json", headers=headers)
-
-
-async def dismiss(request: web.Request) -> web.Response:
-    alert_id = await dismissal(request)
-    if not await request.app[GATEWAY].dismiss(alert_id, claims_subject(request.get(CLAIMS))):
-        raise not_active(alert_id)
-    return dismissed(alert_id)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response(request.app[GATEWAY].health())
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = request.app[GATEWAY].metrics.render()
-    return web.Response(body=body, content_type="text/plain", charset="utf-8")

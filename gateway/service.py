@@ -288,6 +288,13 @@ class Gateway:
             return None
         return name if name in self.hub.streams else None
 
+    def latest(self, stream: str) -> dict[str, Any]:
+        """The ``data`` of the stream's last news (what the polling fallback answers)."""
+        return self.summary if stream == "alerts" else self.latest_sensor_data()
+
+    def reservoirs(self) -> list[str]:
+        return [self.config.reservoir_id]
+
     @property
     def summary(self) -> dict[str, int]:
         """The counts the clients were last told."""

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import resource
 import time
+from collections.abc import Collection, Iterator
 from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
@@ -52,6 +53,22 @@ class Backend(Protocol):
     def channel(self, name: str, reservoir: str | None = None) -> str | None:
         """The hub stream a client means by ``name`` (and ``?reservoir=``), or None."""
 
+    def latest(self, stream: str) -> dict[str, Any]:
+        """The ``data`` of the stream's last news (what the polling fallback answers)."""
+
+    def reservoirs(self) -> list[str]:
+        """The sites served: a gateway's own, or those a relay has heard."""
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        """The active alerts, newest first (on a relay, each with its ``reservoir_id``)."""
+
+    async def dismiss(self, alert_id: str, by: str | None) -> bool | None:
+        """True once dismissed, False if no such alert is active, None if the owner of
+        the alert did not confirm in time (a relay)."""
+
+    def health(self) -> dict[str, object]:
+        """The body of ``/healthz``."""
+
 
 BACKEND = web.AppKey("backend", Backend)
 #: Set when the server begins to stop: long polls answer at once instead of holding it up.
@@ -78,20 +95,47 @@ def _kind(stream: str) -> str:
     return stream.split(":", 1)[0]
 
 
+class Channels(Collection[str]):
+    """The channels a client may name: the hub's streams, and what the backend makes of a
+    short name for this connection's ``?reservoir=`` (on a relay serving one site, or
+    with ``?reservoir=``, ``alerts`` is ``alerts:<reservoir_id>``)."""
+
+    __slots__ = ("backend", "reservoir")
+
+    def __init__(self, backend: Backend, reservoir: str | None) -> None:
+        self.backend, self.reservoir = backend, reservoir or None
+
+    def resolve(self, name: str) -> str:
+        """The hub stream ``name`` means here (itself when it means none)."""
+        return self.backend.channel(name, self.reservoir) or name
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.backend.channel(name, self.reservoir) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.backend.hub.streams)
+
+    def __len__(self) -> int:
+        return len(self.backend.hub.streams)
+
+
 class Connection:
     """One client: its session, its hub Client, its channels, its token's expiry."""
 
-    __slots__ = ("app", "channels", "client", "fixed", "gateway", "session", "transport", "ws")
+    __slots__ = (
+        "app", "channels", "client", "fixed", "gateway", "known", "session", "transport", "ws"
+    )  # fmt: skip
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse, fixed: str | None) -> None:
         self.app = request.app
         self.gateway = gateway = request.app[BACKEND]
         self.ws = ws
         self.fixed = fixed  # the one stream of /ws/alerts or /ws/sensors; None on /ws
+        self.known = Channels(gateway, request.query.get("reservoir"))
         server = gateway.config.server
         self.session = Session(
             fixed=fixed,
-            streams=gateway.hub.streams,
+            streams=self.known,
             rate=server.action_rate,
             burst=server.action_burst,
             now=time.monotonic(),
@@ -155,13 +199,16 @@ class Connection:
         for effect in effects:
             match effect:
                 case Send(message, channel):
-                    self.reply(message, channel)
+                    self.reply(message, channel and self.known.resolve(channel))
                 case Refresh(stream):
+                    stream = self.known.resolve(stream)
                     self.reply({"type": "refresh", "data": self.gateway.current(stream)}, stream)
                 case Subscribe(stream, since):
+                    stream = self.known.resolve(stream)
                     if stream not in self.channels:
                         self.subscribe(stream, since)
                 case Unsubscribe(stream):
+                    stream = self.known.resolve(stream)
                     self.unsubscribe(stream)
                 case Close(code, reason):
                     self.cut_off(code, reason)

@@ -107,3 +107,20 @@ def subscriber(broker: Broker, identifier: str) -> aiomqtt.Client:
     return aiomqtt.Client(
         "127.0.0.1", port=broker.port, identifier=identifier, clean_session=False, timeout=5
     )
+
+
+class Relay(GatewayProcess):
+    """``sensor-gateway relay``; ``server`` and ``extra`` add to its [server] table and
+    the end of its config."""
+
+    def __init__(self, directory: Path, broker: Broker, server: str = "", extra: str = "") -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        config = directory / "relay.toml"
+        config.write_text(
+            f'[server]\nport = {self.port}\n{server}\n[mqtt]\nurl = "{broker.url}"\n{extra}\n'
+        )
+        super().__init__(config, command="relay", args=())
+
+    def log(self) -> str:
+        return (self.cwd / "relay.log").read_text(errors="replace")

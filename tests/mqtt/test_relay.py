@@ -11,16 +11,7 @@ import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse
 
 from tests.helpers import until_true
-from tests.mqtt.conftest import Broker, Gateway
-from tests.processes import GatewayProcess, free_port
-
-
-class Relay(GatewayProcess):
-    def __init__(self, directory: Path, broker: Broker) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        config = directory / "relay.toml"
-        config.write_text(f'[server]\nport = {free_port()}\n[mqtt]\nurl = "{broker.url}"\n')
-        super().__init__(config, command="relay", args=())
+from tests.mqtt.conftest import Broker, Gateway, Relay
 
 
 @pytest.fixture
