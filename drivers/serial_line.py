@@ -131,7 +131,15 @@ class SerialLine:
 
     @property
     def connected(self) -> bool:
-        return self._receiver is not None and not self._receiver.closed.is_set()
+        # A transport being torn down (aborted on a hang-up) is no longer connected, though
+        # its connection_lost comes a loop turn later: health must agree with the readings.
+        receiver, transport = self._receiver, self._transport
+        return (
+            receiver is not None
+            and not receiver.closed.is_set()
+            and transport is not None
+            and not transport.is_closing()
+        )
 
     async def open(self) -> None:
         """Open the port now. Raises PortDisconnected naming the port if it cannot."""
