@@ -18,17 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import jwt
 from aiohttp import web
 
 from drivers.errors import PortDisconnected
-from gateway.client import GatewayClient
 from gateway.config import Config, ConfigError, dump_config, load_config
-from gateway.relay import build_relay_app
-from gateway.server import build_app
-from gateway.watch import describe
-from simulators.control import control_app
-from simulators.rig import Rig
+
+# Each command imports what only it needs (the relay, the client, jwt, the simulators)
+# where it starts: `run` without --simulate loads none of them, which keeps start-up short.
 
 EXIT_OK, EXIT_USAGE, EXIT_PORT = 0, 1, 2
 LISTEN_BACKLOG = 4096
@@ -211,6 +207,8 @@ def mint_token(path: Path | None, subject: str, days: float) -> int:
     if days <= 0:
         print("--days: must be more than 0", file=sys.stderr)
         return EXIT_USAGE
+    import jwt
+
     expires = int(time.time() + days * 86400)
     print(jwt.encode({"sub": subject, "exp": expires}, config.auth.jwt_secret, algorithm="HS256"))
     return EXIT_OK
@@ -222,6 +220,9 @@ async def watch_command(url: str, token: str | None, *, raw: bool) -> int:
             f"{PROG} watch: URL must start with http://, https://, ws:// or wss://", file=sys.stderr
         )
         return EXIT_USAGE
+    from gateway.client import GatewayClient
+    from gateway.watch import describe
+
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -255,6 +256,8 @@ def _raise_file_limit() -> None:
 
 async def serve(config: Config, *, simulate: bool = False) -> int:
     """Run the gateway until SIGINT/SIGTERM. Exit code per the contract."""
+    from gateway.server import build_app
+
     try:
         app = build_app(config, simulate=simulate)
     except ConfigError as exc:
@@ -265,6 +268,8 @@ async def serve(config: Config, *, simulate: bool = False) -> int:
 
 async def serve_relay(config: Config) -> int:
     """Run a relay until SIGINT/SIGTERM."""
+    from gateway.relay import build_relay_app
+
     try:
         app = build_relay_app(config)
     except ConfigError as exc:
@@ -301,6 +306,9 @@ async def _serve(app: web.Application, config: Config, banner: str) -> int:
 
 
 async def simulate(control_port: int, link_dir: Path, *, fast: bool = False) -> int:
+    from simulators.control import control_app
+    from simulators.rig import Rig
+
     rig = Rig(link_dir, time_scale=0.0 if fast else 1.0)
     runner = web.AppRunner(control_app(rig), access_log=None)
     await runner.setup()
