@@ -27,6 +27,7 @@ from bench import (
     machine,
     serial_cycle,
     serial_overhead,
+    startup,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "alerts": alerts.run,
     "ws": fanout.run,
     "fieldbox": fieldbox.run,
+    "startup": startup.run,
 }
 
 
@@ -129,6 +131,8 @@ def _rebuild(out: Path) -> int:
         text = data.pop("text")
         if name == "ws":
             reports[name] = fanout_report.report(data, out)
+        elif name == "startup":
+            reports[name] = startup.report(data["samples"])
         elif name == "fieldbox":
             reports[name] = Report(text, data, [fieldbox.plot(data["samples"], out)])
         else:
