@@ -346,7 +346,7 @@ class EzoSensor:
         commands = ["*OK,1", "C,0", "i", *SETUP.get(self.circuit, ())]
         reads = discard or self.temperature is None
         wait = self.command_time * len(commands) + (self.read_time if reads else 0.0)
-        batch = commands + ["R"] if reads else commands
+        batch = [*commands, "R"] if reads else commands
         replies = await self.line.request(
             b"".join(ezo.encode_command(c) for c in batch),
             lambda: ezo.Batch(batch),
@@ -368,7 +368,8 @@ class EzoSensor:
         assert self.temperature is not None
         loop = asyncio.get_running_loop()
         give_up = loop.time() + (0.0 if self._compensated else self.temperature_wait)
-        while (temperature := self.temperature()) is None and loop.time() < give_up:
+        # The temperature is a plain getter (the service's latest readings): nothing to await.
+        while (temperature := self.temperature()) is None and loop.time() < give_up:  # noqa: ASYNC110
             await asyncio.sleep(TEMPERATURE_POLL)
         self._compensated = True
         return temperature

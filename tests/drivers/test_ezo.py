@@ -386,7 +386,7 @@ def test_batch_completes_only_on_the_last_status_line(first: bytes, second: byte
 
 
 def test_batch_names_the_command_the_circuit_refused() -> None:
-    with pytest.raises(EzoUnknownCommand, match="^S,c: "):
+    with pytest.raises(EzoUnknownCommand, match=r"^S,c: "):
         Batch(BATCH).feed(b"*OK\r*OK\r?I,RTD,2.01\r*OK\r*ER\r")
 
 
