@@ -29,6 +29,7 @@ from bench import (
     serial_cycle,
     serial_overhead,
     startup,
+    ws_memory,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "ws": fanout.run,
     "fieldbox": fieldbox.run,
     "startup": startup.run,
+    "ws-memory": ws_memory.run,
 }
 
 
@@ -133,6 +135,8 @@ def _rebuild(out: Path) -> int:
         data.pop("figures", None)
         if name == "ws":
             reports[name] = fanout_report.report(data, out)
+        elif name == "ws-memory":
+            reports[name] = ws_memory.report(data, data["clients"])
         elif name == "startup":
             reports[name] = startup.report(data["samples"])
         elif name == "fieldbox":

@@ -264,10 +264,14 @@ class EzoSensor:
     circuit announced a restart, it turns continuous mode off, checks with
     ``i`` that the circuit on the port is the one configured and enables the
     outputs it needs, all in one write. After a restart or a reopened port the
-    first reading is thrown away. At start a compensated circuit (pH, EC) waits,
+    first reading is thrown away. At start a compensated circuit (pH, EC) may wait,
     at most ``temperature_wait`` s, for the first temperature, so that its first
     reading is already compensated.
     """
+
+    #: What a caller that knows a temperature is coming may give as ``temperature_wait``:
+    #: the RTD's reading time, plus its bus's timeout.
+    RTD_READ_TIME = ezo.READ_TIME["RTD"]
 
     def __init__(
         self,
@@ -279,7 +283,7 @@ class EzoSensor:
         temperature: Callable[[], float | None] | None = None,
         read_time: float | None = None,
         command_time: float = ezo.COMMAND_TIME,
-        temperature_wait: float | None = None,
+        temperature_wait: float = 0.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         _check_measurement(measurement)
@@ -297,10 +301,9 @@ class EzoSensor:
         self._ready_generation = 0
         self._restarted: str | None = None
         self._rt_supported = True
-        #: At start, how long a compensated circuit waits for the first temperature.
-        self.temperature_wait = (
-            ezo.READ_TIME["RTD"] + line.timeout if temperature_wait is None else temperature_wait
-        )
+        #: At start, how long a compensated circuit waits for the first temperature (0: not
+        #: at all). Worth it only where some bus reads temperature: its owner knows that.
+        self.temperature_wait = temperature_wait
         self._compensated = False
         line.on_stale = self._unsolicited
 
@@ -337,14 +340,19 @@ class EzoSensor:
     async def _initialise(self) -> float | None:
         """Settings and the identity check in one write; the first value when it can be had.
 
-        The reading rides in the same write when nothing else has to come first:
-        a circuit without temperature compensation, on its first start. After an
-        announced restart or a reopened port that reading is thrown away instead.
+        The reading rides in the same write when no compensated one is to follow
+        (an RTD, or no temperature to be had). After an announced restart or a
+        reopened port that reading is thrown away instead.
         """
         discard = self._restarted is not None or self.line.generation > 1
         self._restarted = None
         commands = ["*OK,1", "C,0", "i", *SETUP.get(self.circuit, ())]
-        reads = discard or self.temperature is None
+        # A compensated reading follows unless no temperature is to be had: then the
+        # reading rides in this write.
+        compensates = self.temperature is not None and (
+            self.temperature_wait > 0 or self.temperature() is not None
+        )
+        reads = discard or not compensates
         wait = self.command_time * len(commands) + (self.read_time if reads else 0.0)
         batch = [*commands, "R"] if reads else commands
         replies = await self.line.request(

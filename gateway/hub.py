@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,13 @@ def stamp(message: Mapping[str, Any], seq: int | None = None) -> dict[str, Any]:
     return stamped
 
 
+class Writer(Protocol):
+    """The connection's protocol (aiohttp's request handler): whether its transport is full."""
+
+    @property
+    def writing_paused(self) -> bool: ...
+
+
 class Client:
     """The sending side of one connection. :meth:`send` never blocks.
 
@@ -106,7 +113,7 @@ class Client:
         "closed",
         "limit",
         "name",
-        "paused",
+        "protocol",
         "stall_timeout",
         "transport",
         "window_bits",
@@ -116,7 +123,7 @@ class Client:
         self,
         transport: asyncio.Transport,
         *,
-        paused: Callable[[], bool],
+        protocol: Writer,
         drain: Callable[[], Awaitable[None]],
         cut_off: Callable[[int, str], None],
         limit: int = 256,
@@ -132,8 +139,9 @@ class Client:
         #: Negotiated permessage-deflate window (0: the client takes plain frames).
         self.window_bits = window_bits
         self.closed = False
-        #: True while the socket's buffer is over its high-water mark.
-        self.paused = paused
+        #: Its ``writing_paused`` is true while the socket's buffer is over its high-water mark
+        #: (read as an attribute per message: a callback here cost a call per client).
+        self.protocol = protocol
         self._drain = drain
         self._cut_off = cut_off
         self._on_late_write = on_late_write
@@ -146,7 +154,7 @@ class Client:
 
     def send(self, frame: bytes, conflate: str | None = None) -> None:
         """Write ``frame`` now if the socket keeps up, else queue it (bounded)."""
-        if self._pending is None and not self.closed and not self.paused():
+        if self._pending is None and not self.closed and not self.protocol.writing_paused:
             self.transport.write(frame)
             return
         if self.closed:
@@ -202,7 +210,7 @@ class Client:
                 except ConnectionError:
                     self.closed = True
                     return
-                while self._pending and not self.paused() and not self.closed:
+                while self._pending and not self.protocol.writing_paused and not self.closed:
                     _, frame, queued_at = self._pending.popleft()
                     self.transport.write(frame)
                     if self._on_late_write is not None:
@@ -324,7 +332,11 @@ class Hub:
             )
             for client in clients:  # nothing in send() adds or removes clients
                 # Client.send's fast path, inlined: one call less per client per message.
-                if client._pending is None and not client.closed and not client.paused():
+                if (
+                    client._pending is None
+                    and not client.closed
+                    and not client.protocol.writing_paused
+                ):
                     client.transport.write(frame)
                 else:
                     client.send(frame, conflate)

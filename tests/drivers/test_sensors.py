@@ -144,6 +144,16 @@ async def test_ezo_first_reading_without_a_temperature_in_time_is_plain(
     assert device.commands == ["*OK,1", "C,0", "i", "R"]
 
 
+async def test_ezo_without_a_temperature_to_wait_for_reads_in_the_start_write(
+    rig: Rig, lines: Callable[..., SerialLine]
+) -> None:
+    device = rig.ezo("ezo-ph")
+    line = lines(device.port.address)
+    [reading] = await ezo_sensor(line, "ph", temperature=lambda: None).read()
+    assert reading.good
+    assert [f.data for f in line.frames if f.direction == "tx"] == [b"*OK,1\rC,0\ri\rR\r"]
+
+
 class OldFirmwarePh(EzoDevice):
     """A circuit whose firmware predates RT: it answers *ER."""
 
