@@ -30,6 +30,7 @@ from bench import (
     serial_overhead,
     startup,
     ws_memory,
+    ws_profile,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +54,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "fieldbox": fieldbox.run,
     "startup": startup.run,
     "ws-memory": ws_memory.run,
+    "ws-profile": ws_profile.run,
 }
 
 
@@ -135,6 +137,8 @@ def _rebuild(out: Path) -> int:
         data.pop("figures", None)
         if name == "ws":
             reports[name] = fanout_report.report(data, out)
+        elif name == "ws-profile":
+            reports[name] = ws_profile.report(data)
         elif name == "ws-memory":
             reports[name] = ws_memory.report(data, data["clients"])
         elif name == "startup":

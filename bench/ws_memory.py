@@ -26,7 +26,7 @@ from bench import Report, markdown_table
 from bench.fanout_procs import LoadClients, gateway_config
 
 CLIENTS, QUICK_CLIENTS = 2000, 500
-TOP_LINES = 40
+TOP_LINES = 12
 ROOT = Path(__file__).resolve().parent.parent
 
 
