@@ -77,9 +77,24 @@ def _scaling(results: dict[str, Any], results_path: Path) -> str:
     return "\n".join([*header(results), "", scaling_table.render(results["benchmarks"])])
 
 
+def _benchmark(name: str) -> Callable[[dict[str, Any], Path], str]:
+    """One benchmark's tables from a run, or a line saying the run did not include it."""
+
+    def render(results: dict[str, Any], results_path: Path) -> str:
+        data = results["benchmarks"].get(name)
+        if data is None:
+            return f"(The stored run has no `{name}` benchmark: `python -m bench {name}`.)"
+        text = data["text"].split("\n", 1)[1].lstrip("\n")  # the block's own heading stays
+        return "\n".join([*header(results), "", text])
+
+    return render
+
+
 BLOCKS = (
     Block("full", Path("README.md"), FULL, _full_run),
     Block("one-box", Path("docs/scaling.md"), FULL, _scaling),
+    Block("ws-memory", Path("docs/scaling.md"), FULL, _benchmark("ws-memory")),
+    Block("ws-profile", Path("docs/scaling.md"), FULL, _benchmark("ws-profile")),
 )
 
 
