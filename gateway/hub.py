@@ -135,6 +135,7 @@ class Client(asyncio.Protocol):
     """
 
     __slots__ = (
+        "_closed",
         "_cut_off",
         "_drain",
         "_groups",
@@ -142,7 +143,6 @@ class Client(asyncio.Protocol):
         "_paused",
         "_pending",
         "_writer",
-        "closed",
         "limit",
         "name",
         "protocol",
@@ -170,7 +170,7 @@ class Client(asyncio.Protocol):
         self.stall_timeout = stall_timeout
         #: Negotiated permessage-deflate window (0: the client takes plain frames).
         self.window_bits = window_bits
-        self.closed = transport.is_closing()
+        self._closed = transport.is_closing()
         #: The connection's protocol, which gets every transport event through this one.
         self.protocol = protocol
         #: True while the socket's buffer is over its high-water mark.
@@ -190,7 +190,19 @@ class Client(asyncio.Protocol):
     @property
     def ready(self) -> bool:
         """Frames go straight to the socket: nothing queued, not paused, not closed."""
-        return self._pending is None and not self.closed and not self._paused
+        return self._pending is None and not self._closed and not self._paused
+
+    @property
+    def closed(self) -> bool:
+        """No more frames for this client (cut off, or its connection is going)."""
+        return self._closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        """Set by whoever closes the connection: the client leaves the ready lists at once,
+        so nothing follows a close frame."""
+        self._closed = value
+        self._moved()
 
     # the transport's events, passed on ----------------------------------------------
 
@@ -202,7 +214,6 @@ class Client(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._moved()
         self.protocol.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -245,14 +256,13 @@ class Client(asyncio.Protocol):
 
     def send(self, frame: bytes, conflate: str | None = None) -> None:
         """Write ``frame`` now if the socket keeps up, else queue it (bounded)."""
-        if self._pending is None and not self.closed and not self._paused:
+        if self._pending is None and not self._closed and not self._paused:
             self.transport.write(frame)
             return
         if self.closed:
             return
         if self.transport.is_closing():
             self.closed = True
-            self._moved()
             return
         pending = self._pending
         if pending is None:
@@ -276,17 +286,15 @@ class Client(asyncio.Protocol):
         """Cut the client off (4008) and forget what it had pending."""
         if self.closed:
             return
-        self.closed = True
         self._pending = None
-        self._moved()
+        self.closed = True
         log.warning("[WebSocket] %s cut off: %s", self.name, reason)
         self._cut_off(CLOSE_TOO_SLOW, reason)
 
     async def close(self) -> None:
         """Stop the writer task (the connection is going away)."""
-        self.closed = True
         self._pending = None
-        self._moved()
+        self.closed = True
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -304,7 +312,6 @@ class Client(asyncio.Protocol):
                     return
                 except ConnectionError:
                     self.closed = True
-                    self._moved()
                     return
                 while self._pending and not self._paused and not self.closed:
                     _, frame, queued_at = self._pending.popleft()

@@ -102,3 +102,17 @@ async def test_a_lost_connection_leaves_the_ready_list(pair: Pair) -> None:
     hub.detach("sensors", client)
     assert not group.clients
     assert not group.behind
+
+
+async def test_a_client_closed_from_outside_gets_nothing_more(pair: Pair) -> None:
+    transport, protocol, peer = pair
+    hub = Hub(streams=["sensors"])
+    client = Client(transport, protocol=protocol, drain=protocol.drain, cut_off=lambda c, r: None)
+    hub.attach("sensors", client, [])
+    group = hub.streams["sensors"].groups[(False, 0)]
+    client.closed = True  # as the WebSocket endpoint does when it cuts a client off
+    assert client not in group.ready
+    hub.publish("sensors", update(0))  # after a close frame, no more frames
+    transport.write(b"end")
+    loop = asyncio.get_running_loop()
+    assert await asyncio.wait_for(loop.sock_recv(peer, 65536), 5) == b"end"
