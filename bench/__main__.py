@@ -25,10 +25,14 @@ from bench import (
     fanout_report,
     fieldbox,
     machine,
+    published,
     relay,
     serial_cycle,
     serial_overhead,
+    startup,
     tcp_cycle,
+    ws_memory,
+    ws_profile,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +56,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "ws": fanout.run,
     "fieldbox": fieldbox.run,
     "relay": relay.run,
+    "startup": startup.run,
+    "ws-memory": ws_memory.run,
+    "ws-profile": ws_profile.run,
 }
 
 
@@ -131,8 +138,15 @@ def _rebuild(out: Path) -> int:
     reports = {}
     for name, data in saved["benchmarks"].items():
         text = data.pop("text")
+        data.pop("figures", None)
         if name == "ws":
             reports[name] = fanout_report.report(data, out)
+        elif name == "ws-profile":
+            reports[name] = ws_profile.report(data)
+        elif name == "ws-memory":
+            reports[name] = ws_memory.report(data, data["clients"])
+        elif name == "startup":
+            reports[name] = startup.report(data["samples"])
         elif name == "fieldbox":
             reports[name] = Report(text, data, [fieldbox.plot(data["samples"], out)])
         else:
@@ -143,35 +157,24 @@ def _rebuild(out: Path) -> int:
 
 
 def _write(out: Path, header: dict[str, Any], reports: dict[str, Report]) -> None:
+    """results.json, README.md beside it, and every published block rendered from it."""
     out.mkdir(parents=True, exist_ok=True)
-    results = {**header, "benchmarks": {n: {"text": r.text, **r.data} for n, r in reports.items()}}
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=_plain) + "\n")
-    command = "make bench" if header["mode"] == "quick" else "make bench-full"
-    lines = [
-        "## Benchmarks",
-        "",
-        f"{header['date']}, {header['mode']} run (`{command}`) at {header['commit']},"
-        f" {header['seconds']:.0f} s.",
-        header["machine"] + ".",
-        "",
-    ]
-    for report in reports.values():
-        lines += [report.text, ""]
-        lines += [f"![{Path(f).stem}]({_link(out, f)})" for f in report.figures]
-        lines += [""] if report.figures else []
+    results = {
+        **header,
+        "benchmarks": {
+            n: {"text": r.text, "figures": r.figures, **r.data} for n, r in reports.items()
+        },
+    }
+    stored = json.loads(json.dumps(results, default=_plain))
+    (out / "results.json").write_text(json.dumps(stored, indent=1) + "\n")
     readme = out / "README.md"
     kept = readme.read_text().partition(NOTES)[2] if readme.exists() else ""
+    lines = ["## Benchmarks", "", published.run_text(stored, out), ""]
     if kept:
         lines += [NOTES + kept.rstrip("\n"), ""]
     readme.write_text("\n".join(lines))
-
-
-def _link(out: Path, figure: str) -> str:
-    """A figure's path from the repository root: the text is meant for the top README."""
-    try:
-        return (out.resolve() / figure).relative_to(ROOT).as_posix()
-    except ValueError:
-        return figure
+    for changed in published.write(out / "results.json"):
+        print(f"[bench] rewrote the figures in {changed}", flush=True)
 
 
 def _plain(value: object) -> object:

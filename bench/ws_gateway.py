@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from bench.baselines.common import STALL_HEADER, broadcast_done, ready, serve, squeeze
+from gateway.cli import LISTEN_BACKLOG
 from gateway.config import load_config
 from gateway.listen import addresses
 from gateway.server import build_app
@@ -62,25 +63,6 @@ async def _record_broadcasts(app: web.Application) -> None:
     metrics.broadcast_seconds = _Recorder(metrics.broadcast_seconds, gateway)
 
 
-def _fast_send() -> None:
-    """Experiment (``--experiment fast-send``): the hub's send with its fast path reduced to
-    attribute reads (no ``is_closing()`` call, no ``paused`` callback), to measure what
-    those per-client calls cost. Not the gateway's code: a prototype for its hub."""
-    from gateway import hub
-
-    slow = hub.Client.send
-
-    def send(self: Any, frame: bytes, conflate: str | None = None) -> None:
-        transport = self.transport
-        if not (self._pending or self.closed or transport._protocol_paused or transport._conn_lost):
-            transport.write(frame)
-            self.sent += 1
-            return
-        slow(self, frame, conflate)
-
-    hub.Client.send = send  # type: ignore[method-assign]
-
-
 async def _squeeze_stalled(request: web.Request, response: web.StreamResponse) -> None:
     if request.headers.get(STALL_HEADER) and request.transport is not None:
         squeeze(request.transport)
@@ -92,12 +74,10 @@ async def main(stop: asyncio.Event) -> None:
     parser.add_argument(
         "--backlog",
         type=int,
-        help="listen backlog (default: aiohttp's, as `sensor-gateway run` uses): for experiments",
+        default=LISTEN_BACKLOG,
+        help=f"listen backlog (default {LISTEN_BACKLOG}, as `sensor-gateway run`): experiments",
     )
-    parser.add_argument("--experiment", choices=["fast-send"], help="prototype hub changes")
     args = parser.parse_args()
-    if args.experiment == "fast-send":
-        _fast_send()
     logging.basicConfig(level=logging.WARNING)
     config = load_config(args.config)
     app = build_app(config, simulate=True, sim_time_scale=0.0)
@@ -106,8 +86,8 @@ async def main(stop: asyncio.Event) -> None:
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
-        options = {} if args.backlog is None else {"backlog": args.backlog}
-        site = web.TCPSite(runner, addresses(config.server.host)[0], config.server.port, **options)
+        host = addresses(config.server.host)[0]
+        site = web.TCPSite(runner, host, config.server.port, backlog=args.backlog)
         await site.start()
         ready(runner.addresses[0][1])
         await stop.wait()

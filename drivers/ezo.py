@@ -10,6 +10,7 @@ its runtime settings. The device simulator uses the same line codec.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from drivers.errors import CircuitRebooted, EzoError, EzoUnknownCommand, ProtocolError
@@ -153,21 +154,53 @@ class Transaction:
 
     def feed(self, data: bytes) -> Reply | None:
         for text in self._splitter.feed(data):
-            line = parse_line(text)
-            if not isinstance(line, Status):
-                self._lines.append(line)
-            elif line.code in ("*OK", "*DONE"):
-                if self._warnings:
-                    raise EzoError(f"{self.command}: {', '.join(self._warnings)}")
-                return Reply(self.command, tuple(self._lines))
-            elif line.code == "*ER":
-                raise EzoUnknownCommand(
-                    f"{self.command}: the circuit answered *ER (unknown command)"
-                )
-            elif line.code in RESTART_CODES:
-                raise CircuitRebooted(line.code)
-            else:
-                self._warnings.append(SUPPLY_CODES[line.code])
+            if (reply := self.feed_line(text)) is not None:
+                return reply
+        return None
+
+    def feed_line(self, text: str) -> Reply | None:
+        """One complete line (without its CR): the Reply once it is the status line."""
+        line = parse_line(text)
+        if not isinstance(line, Status):
+            self._lines.append(line)
+        elif line.code in ("*OK", "*DONE"):
+            if self._warnings:
+                raise EzoError(f"{self.command}: {', '.join(self._warnings)}")
+            return Reply(self.command, tuple(self._lines))
+        elif line.code == "*ER":
+            raise EzoUnknownCommand(f"{self.command}: the circuit answered *ER (unknown command)")
+        elif line.code in RESTART_CODES:
+            raise CircuitRebooted(line.code)
+        else:
+            self._warnings.append(SUPPLY_CODES[line.code])
+        return None
+
+
+class Batch:
+    """Several commands in one write; the circuit answers each in turn, each with its status.
+
+    ``feed`` returns None until the last command's status line, then every
+    :class:`Reply` in order. Errors are those of :class:`Transaction`, naming
+    the command they belong to. Used at start-up: one round trip instead of one
+    per setting, driven by the status lines, never by a sleep.
+    """
+
+    def __init__(self, commands: Sequence[str]) -> None:
+        if not commands:
+            raise ValueError("an empty EZO batch")
+        self._pending = [Transaction(c) for c in commands]
+        self.wire = b"".join(t.wire for t in self._pending)
+        self._pending.reverse()
+        self._splitter = LineSplitter()
+        self._replies: list[Reply] = []
+
+    def feed(self, data: bytes) -> tuple[Reply, ...] | None:
+        for text in self._splitter.feed(data):
+            if (reply := self._pending[-1].feed_line(text)) is not None:
+                self._replies.append(reply)
+                self._pending.pop()
+                if not self._pending:
+                    return tuple(self._replies)
         return None
 
 

@@ -19,24 +19,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import jwt
 from aiohttp import web
 
 from drivers.errors import PortDisconnected
-from gateway.client import GatewayClient
 from gateway.config import Config, ConfigError, dump_config, load_config, with_overrides
-from gateway.field.backup import BackupError, backup_database
-from gateway.field.doctor import doctor_command
 from gateway.field.scan import parse_bauds, parse_units, scan_command
 from gateway.listen import ListenError, listen
-from gateway.notify.sender import send_test
-from gateway.notify.targets import from_config
-from gateway.relay import build_relay_app
-from gateway.server import build_app
-from gateway.service import DB_NAME, notify_site
-from gateway.watch import describe
-from simulators.control import control_app
-from simulators.rig import Rig
+
+# Each command imports what only it needs (the relay, the client, jwt, the simulators,
+# the field tools) where it starts: `run` without --simulate loads none of them, which
+# keeps start-up short.
 
 EXIT_OK, EXIT_USAGE, EXIT_PORT = 0, 1, 2
 LISTEN_BACKLOG = 4096
@@ -237,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "backup":
         return backup_command(args.config, args.dest)
     if args.command == "doctor":
+        from gateway.field.doctor import doctor_command
+
         return asyncio.run(doctor_command(args.config))
     if args.command == "notify-test":
         return notify_test(args.config)
@@ -284,6 +278,10 @@ def notify_test(path: Path | None) -> int:
         config = load_config(path)
     except ConfigError as exc:
         return _report(exc)
+    from gateway.notify.sender import send_test
+    from gateway.notify.targets import from_config
+    from gateway.service import notify_site
+
     targets = from_config(config.notify)
     if not targets:
         print("no [[notify]] targets configured", file=sys.stderr)
@@ -305,12 +303,17 @@ def mint_token(path: Path | None, subject: str, days: float) -> int:
     if not 0 < days <= MAX_TOKEN_DAYS:  # NaN too: every token gets a real exp
         print(f"--days: expected more than 0 and at most {MAX_TOKEN_DAYS}", file=sys.stderr)
         return EXIT_USAGE
+    import jwt
+
     expires = int(time.time() + days * 86400)
     print(jwt.encode({"sub": subject, "exp": expires}, config.auth.jwt_secret, algorithm="HS256"))
     return EXIT_OK
 
 
 def backup_command(path: Path | None, dest: Path) -> int:
+    from gateway.field.backup import BackupError, backup_database
+    from gateway.service import DB_NAME
+
     try:
         config = load_config(path)
         done = backup_database(config.data_dir / DB_NAME, dest)
@@ -334,6 +337,9 @@ async def watch_command(url: str, token: str | None, *, raw: bool) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
+    from gateway.client import GatewayClient
+    from gateway.watch import describe
+
     try:
         async with GatewayClient(url, token=token) as client:
             async for item in client:
@@ -371,6 +377,8 @@ def _raise_file_limit() -> None:
 
 async def serve(config: Config, *, simulate: bool = False) -> int:
     """Run the gateway until SIGINT/SIGTERM. Exit code per the contract."""
+    from gateway.server import build_app
+
     try:
         app = build_app(config, simulate=simulate)
     except ConfigError as exc:
@@ -381,6 +389,8 @@ async def serve(config: Config, *, simulate: bool = False) -> int:
 
 async def serve_relay(config: Config) -> int:
     """Run a relay until SIGINT/SIGTERM."""
+    from gateway.relay import build_relay_app
+
     try:
         app = build_relay_app(config)
     except ConfigError as exc:
@@ -417,6 +427,9 @@ async def _serve(app: web.Application, config: Config, banner: str) -> int:
 
 
 async def simulate(control_port: int, link_dir: Path, *, fast: bool = False) -> int:
+    from simulators.control import control_app
+    from simulators.rig import Rig
+
     rig = Rig(link_dir, time_scale=0.0 if fast else 1.0)
     runner = web.AppRunner(control_app(rig), access_log=None)
     await runner.setup()

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -90,23 +90,62 @@ def stamp(message: Mapping[str, Any], seq: int | None = None) -> dict[str, Any]:
     return stamped
 
 
-class Client:
+class Writer(Protocol):
+    """The connection's own protocol (aiohttp's request handler), which the Client fronts."""
+
+    @property
+    def writing_paused(self) -> bool: ...
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def eof_received(self) -> bool | None: ...
+
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+    def pause_writing(self) -> None: ...
+
+    def resume_writing(self) -> None: ...
+
+
+class Group:
+    """The clients of one stream that take one form of its frames.
+
+    ``ready`` holds the transports of those that keep up (not behind, not
+    paused, not closed): a publish writes to them with nothing else per client,
+    as the floor does. The others are in ``behind`` and go through
+    :meth:`Client.send`. Clients move between the two themselves.
+    """
+
+    __slots__ = ("behind", "clients", "ready")
+
+    def __init__(self) -> None:
+        self.clients: set[Client] = set()
+        self.ready: dict[Client, asyncio.Transport] = {}
+        self.behind: set[Client] = set()
+
+
+class Client(asyncio.Protocol):
     """The sending side of one connection. :meth:`send` never blocks.
 
-    Slotted and lean: a gateway holds thousands of these. The queue exists only
-    while the client is behind.
+    It stands between the transport and the connection's own protocol (it
+    passes every event on), so that it hears at once when the socket's buffer
+    goes over its high-water mark and back: then it leaves, and rejoins, the
+    ready lists of its groups. Slotted and lean: a gateway holds thousands of
+    these. The queue exists only while the client is behind.
     """
 
     __slots__ = (
+        "_closed",
         "_cut_off",
         "_drain",
+        "_groups",
         "_on_late_write",
+        "_paused",
         "_pending",
         "_writer",
-        "closed",
         "limit",
         "name",
-        "paused",
+        "protocol",
         "stall_timeout",
         "transport",
         "window_bits",
@@ -116,7 +155,7 @@ class Client:
         self,
         transport: asyncio.Transport,
         *,
-        paused: Callable[[], bool],
+        protocol: Writer,
         drain: Callable[[], Awaitable[None]],
         cut_off: Callable[[int, str], None],
         limit: int = 256,
@@ -131,22 +170,93 @@ class Client:
         self.stall_timeout = stall_timeout
         #: Negotiated permessage-deflate window (0: the client takes plain frames).
         self.window_bits = window_bits
-        self.closed = False
+        self._closed = transport.is_closing()
+        #: The connection's protocol, which gets every transport event through this one.
+        self.protocol = protocol
         #: True while the socket's buffer is over its high-water mark.
-        self.paused = paused
+        self._paused = protocol.writing_paused
         self._drain = drain
         self._cut_off = cut_off
         self._on_late_write = on_late_write
         self._pending: deque[tuple[str | None, bytes, float]] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._groups: list[Group] = []
+        transport.set_protocol(self)
 
     @property
     def pending(self) -> int:
         return len(self._pending) if self._pending else 0
 
+    @property
+    def ready(self) -> bool:
+        """Frames go straight to the socket: nothing queued, not paused, not closed."""
+        return self._pending is None and not self._closed and not self._paused
+
+    @property
+    def closed(self) -> bool:
+        """No more frames for this client (cut off, or its connection is going)."""
+        return self._closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        """Set by whoever closes the connection: the client leaves the ready lists at once,
+        so nothing follows a close frame."""
+        self._closed = value
+        self._moved()
+
+    # the transport's events, passed on ----------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.protocol.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.protocol.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.protocol.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+        self._moved()
+        self.protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._moved()
+        self.protocol.resume_writing()
+
+    # groups ---------------------------------------------------------------------------
+
+    def join(self, group: Group) -> None:
+        group.clients.add(self)
+        self._groups.append(group)
+        self._place(group)
+
+    def leave(self, group: Group) -> None:
+        if self in group.clients:
+            group.clients.discard(self)
+            group.ready.pop(self, None)
+            group.behind.discard(self)
+            self._groups.remove(group)
+
+    def _place(self, group: Group) -> None:
+        if self.ready:
+            group.ready[self] = self.transport
+            group.behind.discard(self)
+        else:
+            group.ready.pop(self, None)
+            group.behind.add(self)
+
+    def _moved(self) -> None:
+        for group in self._groups:
+            self._place(group)
+
+    # sending --------------------------------------------------------------------------
+
     def send(self, frame: bytes, conflate: str | None = None) -> None:
         """Write ``frame`` now if the socket keeps up, else queue it (bounded)."""
-        if self._pending is None and not self.closed and not self.paused():
+        if self._pending is None and not self._closed and not self._paused:
             self.transport.write(frame)
             return
         if self.closed:
@@ -157,6 +267,7 @@ class Client:
         pending = self._pending
         if pending is None:
             pending = self._pending = deque()
+            self._moved()
         if conflate is not None:
             for index, (key, _, _) in enumerate(pending):
                 if key == conflate:
@@ -175,15 +286,15 @@ class Client:
         """Cut the client off (4008) and forget what it had pending."""
         if self.closed:
             return
-        self.closed = True
         self._pending = None
+        self.closed = True
         log.warning("[WebSocket] %s cut off: %s", self.name, reason)
         self._cut_off(CLOSE_TOO_SLOW, reason)
 
     async def close(self) -> None:
         """Stop the writer task (the connection is going away)."""
-        self.closed = True
         self._pending = None
+        self.closed = True
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -202,13 +313,14 @@ class Client:
                 except ConnectionError:
                     self.closed = True
                     return
-                while self._pending and not self.paused() and not self.closed:
+                while self._pending and not self._paused and not self.closed:
                     _, frame, queued_at = self._pending.popleft()
                     self.transport.write(frame)
                     if self._on_late_write is not None:
                         self._on_late_write(time.perf_counter() - queued_at)
             if not self._pending:
                 self._pending = None  # caught up: back to writing straight through
+                self._moved()
         finally:
             self._writer = None
 
@@ -220,12 +332,12 @@ class Stream:
     name: str
     history: deque[tuple[int, dict[str, Any], bytes]]
     seq: int = 0
-    groups: dict[Variant, set[Client]] = field(default_factory=dict)
+    groups: dict[Variant, Group] = field(default_factory=dict)
     _news: asyncio.Future[None] | None = None
 
     @property
     def clients(self) -> set[Client]:
-        return set().union(*self.groups.values()) if self.groups else set()
+        return set().union(*(g.clients for g in self.groups.values()))
 
     def since(self, seq: int, variant: Variant = (False, 0)) -> list[bytes] | None:
         """The frames after ``seq``, or None where they are no longer all held."""
@@ -314,21 +426,21 @@ class Hub:
             target.history.append((stamped["seq"], stamped, plain))
         started = time.perf_counter()
         sent = 0
-        for (tagged, bits), clients in target.groups.items():
-            if not clients:
+        for (tagged, bits), group in target.groups.items():
+            if not group.clients:
                 continue
             frame = (
                 plain
                 if not (tagged or bits)
                 else frame_of(stamped, stream if tagged else None, bits)
             )
-            for client in clients:  # nothing in send() adds or removes clients
-                # Client.send's fast path, inlined: one call less per client per message.
-                if client._pending is None and not client.closed and not client.paused():
-                    client.transport.write(frame)
-                else:
-                    client.send(frame, conflate)
-            sent += len(clients)
+            behind = tuple(group.behind)  # before the writes: one that pauses now has it
+            # Copied: a write that fills a socket's buffer moves its client to `behind`.
+            for transport in tuple(group.ready.values()):
+                transport.write(frame)
+            for client in behind:
+                client.send(frame, conflate)
+            sent += len(group.clients)
         if news:
             target.announce()
         if self._on_publish is not None:
@@ -341,11 +453,11 @@ class Hub:
         for frame in opening:
             client.send(frame)
         variant = (tagged, client.window_bits)
-        self.streams[stream].groups.setdefault(variant, set()).add(client)
+        client.join(self.streams[stream].groups.setdefault(variant, Group()))
 
     def detach(self, stream: str, client: Client) -> None:
-        for clients in self.streams[stream].groups.values():
-            clients.discard(client)
+        for group in self.streams[stream].groups.values():
+            client.leave(group)
 
     def subscribed(self, stream: str, client: Client) -> bool:
-        return any(client in clients for clients in self.streams[stream].groups.values())
+        return any(client in group.clients for group in self.streams[stream].groups.values())

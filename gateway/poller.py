@@ -21,6 +21,19 @@ log = logging.getLogger(__name__)
 ReadingSink = Callable[[Reading], None]
 
 
+def temperature_wait_for(buses: Sequence[BusConfig]) -> float:
+    """How long compensated circuits wait at start for the first temperature: the time the
+    slowest temperature bus needs for its first reading, or 0 where none reads one."""
+    return max(
+        (
+            EzoSensor.RTD_READ_TIME + bus.timeout if bus.protocol == "ezo" else bus.timeout
+            for bus in buses
+            if any(sensor.measurement == "temperature" for sensor in bus.sensors)
+        ),
+        default=0.0,
+    )
+
+
 class BusPoller:
     """Owns one bus: its SerialLine, its driver, and the task that polls it."""
 
@@ -31,7 +44,10 @@ class BusPoller:
         *,
         port: str | None = None,
         temperature: Callable[[], float | None] | None = None,
+        temperature_wait: float = 0.0,
     ) -> None:
+        """``temperature_wait``: how long an EZO pH or EC circuit waits at start for the first
+        temperature (give ``temperature_wait_for(config)`` where another bus reads one)."""
         self.config = config
         self.name = config.name
         self.sinks = list(sinks)
@@ -51,6 +67,7 @@ class BusPoller:
                 scale=sensor.scale,
                 offset=sensor.offset,
                 temperature=temperature,
+                temperature_wait=temperature_wait,
             )
         self.polls = 0
         self.last_poll_seconds = 0.0

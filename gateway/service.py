@@ -30,7 +30,7 @@ from gateway.notify.messages import Site
 from gateway.notify.sender import Notifier
 from gateway.notify.targets import from_config
 from gateway.pipeline import AlertPipeline
-from gateway.poller import BusPoller
+from gateway.poller import BusPoller, temperature_wait_for
 from gateway.readings import LatestReadings
 from gateway.store import Store, StoreWriteError
 
@@ -90,9 +90,16 @@ class Gateway:
         )
         self._to_store: dict[str, Reading] = {}
         ports = ports or {}
+        # pH and EC circuits wait (briefly) for the first temperature where a bus reads one,
+        # so that their first reading is already compensated.
+        wait = temperature_wait_for(config.buses)
         self.pollers = [
             BusPoller(
-                bus, [self.on_reading], port=ports.get(bus.name), temperature=self.temperature
+                bus,
+                [self.on_reading],
+                port=ports.get(bus.name),
+                temperature=self.temperature,
+                temperature_wait=wait,
             )
             for bus in config.buses
         ]

@@ -143,11 +143,10 @@ class Connection:
         transport = request.transport
         assert transport is not None
         self.transport = transport
-        protocol = request.protocol
         window = ws.compress
         self.client = Client(
             transport,
-            paused=lambda: protocol.writing_paused,
+            protocol=request.protocol,
             drain=request.writer.drain,
             cut_off=self.cut_off,
             limit=server.client_queue,

@@ -8,8 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.errors import CircuitRebooted, DriverError, EzoError, ProtocolError
+from drivers.errors import (
+    CircuitRebooted,
+    DriverError,
+    EzoError,
+    EzoUnknownCommand,
+    ProtocolError,
+)
 from drivers.ezo import (
+    Batch,
     Data,
     LineSplitter,
     QueryReply,
@@ -353,3 +360,51 @@ def test_reading_round_trip(value: str, cuts: list[int]) -> None:
             reply = result
     assert reply is not None
     assert reading_value(reply, "pH") == float(value)
+
+
+# Batch: the start-up settings in one write ---------------------------------------
+
+BATCH_REPLY = b"*OK\r*OK\r?I,RTD,2.01\r*OK\r*OK\r19.500\r*OK\r"
+BATCH = ["*OK,1", "C,0", "i", "S,c", "R"]
+
+
+def test_batch_wire_is_every_command_in_order() -> None:
+    assert Batch(BATCH).wire == b"*OK,1\rC,0\ri\rS,c\rR\r"
+
+
+@pytest.mark.parametrize(("first", "second"), splits(BATCH_REPLY))
+def test_batch_completes_only_on_the_last_status_line(first: bytes, second: bytes) -> None:
+    batch = Batch(BATCH)
+    replies = batch.feed(first)
+    if second:
+        assert replies is None
+        replies = batch.feed(second)
+    assert replies is not None
+    assert [r.command for r in replies] == BATCH
+    assert circuit_type(replies[2]) == ("RTD", "2.01")
+    assert reading_value(replies[4], "RTD") == 19.5
+
+
+def test_batch_names_the_command_the_circuit_refused() -> None:
+    with pytest.raises(EzoUnknownCommand, match=r"^S,c: "):
+        Batch(BATCH).feed(b"*OK\r*OK\r?I,RTD,2.01\r*OK\r*ER\r")
+
+
+def test_batch_continuous_lines_before_c0_stay_out_of_the_reading() -> None:
+    replies = Batch(BATCH).feed(b"18.000\r" + BATCH_REPLY)
+    assert replies is not None
+    assert reading_value(replies[4], "RTD") == 19.5
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=120), cuts=st.lists(st.integers(0, 120), max_size=8))
+def test_batch_only_raises_driver_errors(raw: bytes, cuts: list[int]) -> None:
+    batch = Batch(BATCH)
+    try:
+        for chunk in chunked(raw, cuts):
+            replies = batch.feed(chunk)
+            if replies is not None:
+                assert len(replies) == len(BATCH)
+                break
+    except DriverError:
+        pass

@@ -104,6 +104,56 @@ async def test_ezo_sends_temperature_compensation(
     assert device.compensation == pytest.approx(14.25)
 
 
+async def test_ezo_start_is_one_write_with_the_reading_in_it(
+    rig: Rig, lines: Callable[..., SerialLine]
+) -> None:
+    device = rig.ezo("ezo-rtd")
+    line = lines(device.port.address)
+    [reading] = await ezo_sensor(line, "temperature").read()
+    assert reading.value == pytest.approx(21.5)
+    assert device.commands == ["*OK,1", "C,0", "i", "S,c", "R"]  # no reading thrown away
+    assert [f.data for f in line.frames if f.direction == "tx"] == [b"*OK,1\rC,0\ri\rS,c\rR\r"]
+
+
+async def test_ezo_first_reading_waits_for_the_first_temperature(
+    rig: Rig, lines: Callable[..., SerialLine]
+) -> None:
+    device = rig.ezo("ezo-ph")
+    temperature: list[float] = []
+    sensor = ezo_sensor(
+        lines(device.port.address),
+        "ph",
+        temperature=lambda: temperature[0] if temperature else None,
+        temperature_wait=5.0,
+    )
+    asyncio.get_running_loop().call_later(0.1, temperature.append, 18.5)
+    [reading] = await sensor.read()
+    assert reading.good
+    assert device.commands == ["*OK,1", "C,0", "i", "RT,18.50"]  # compensated from the first
+
+
+async def test_ezo_first_reading_without_a_temperature_in_time_is_plain(
+    rig: Rig, lines: Callable[..., SerialLine]
+) -> None:
+    device = rig.ezo("ezo-ph")
+    sensor = ezo_sensor(
+        lines(device.port.address), "ph", temperature=lambda: None, temperature_wait=0.05
+    )
+    [reading] = await sensor.read()
+    assert reading.good
+    assert device.commands == ["*OK,1", "C,0", "i", "R"]
+
+
+async def test_ezo_without_a_temperature_to_wait_for_reads_in_the_start_write(
+    rig: Rig, lines: Callable[..., SerialLine]
+) -> None:
+    device = rig.ezo("ezo-ph")
+    line = lines(device.port.address)
+    [reading] = await ezo_sensor(line, "ph", temperature=lambda: None).read()
+    assert reading.good
+    assert [f.data for f in line.frames if f.direction == "tx"] == [b"*OK,1\rC,0\ri\rR\r"]
+
+
 class OldFirmwarePh(EzoDevice):
     """A circuit whose firmware predates RT: it answers *ER."""
 
