@@ -32,10 +32,13 @@ async def read_ph(client: Client, value: float) -> dict[str, int]:
 
 
 async def unplug_ph(client: Client) -> None:
-    """The pH probe stops answering (readings of bad quality: no value for the engine)."""
-    await simulate(client, "ph", {"fault": "timeout"})
+    """The pH probe is unplugged (readings of bad quality: no value for the engine).
+
+    Unplugged rather than silent: a silent circuit that has not started yet takes its
+    whole start-up sequence and retries to say so, an unplugged port says it at once."""
+    await simulate(client, "ph", {"fault": "unplug"})
     readings = gateway_of(client).readings
-    await until(lambda: readings.status()["ph"]["quality"] == "timeout", timeout=5)
+    await until(lambda: readings.status()["ph"]["quality"] == "disconnected", timeout=5)
 
 
 async def active_id(client: Client) -> str:
