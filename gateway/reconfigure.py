@@ -45,6 +45,9 @@ def differences(old: Config, new: Config) -> list[str]:
                 for key in type(before).model_fields
                 if getattr(before, key) != getattr(after, key)
             ]
+        elif isinstance(before, dict):
+            keys = [*before, *(k for k in after if k not in before)]
+            found += [f"{name}.{k}" for k in keys if before.get(k) != after.get(k)]
         else:
             found.append(name)
     return found
