@@ -32,7 +32,8 @@ async def test_a_port_missing_at_start_is_down_then_polled_once_it_appears(
         client = await aiohttp_client(build_app(config))
     gateway = client.app[GATEWAY]
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and missing in errors[0], errors
+    assert len(errors) == 1, errors
+    assert missing in errors[0]
 
     health = await (await client.get("/healthz")).json()
     assert health["status"] == "degraded"
