@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -24,7 +24,7 @@ from drivers.sensors import UNITS, Reading
 from gateway import broadcast, reconfigure, supervise
 from gateway.alerts import Rule, rule_from_bounds
 from gateway.config import BusConfig, Config, ConfigError, ThresholdConfig
-from gateway.field.sdnotify import ProgressCheck, poll_max_age
+from gateway.field.sdnotify import poll_max_age
 from gateway.hub import Hub
 from gateway.metrics import Metrics
 from gateway.mqtt import Uplink
@@ -268,13 +268,9 @@ class Gateway:
         """When each bus last finished a poll (monotonic), for the systemd watchdog."""
         return {f"bus {p.name}": p.last_progress for p in self.pollers}
 
-    def watchdog_check(self) -> ProgressCheck:
-        """True while every bus keeps finishing polls (gateway/field/sdnotify.py)."""
-
-        def limits() -> dict[str, float]:
-            return {f"bus {p.name}": _max_age(p.config) for p in self.pollers}
-
-        return ProgressCheck(self.progress, _LiveMapping(limits))
+    def progress_limits(self) -> dict[str, float]:
+        """How long each bus may go between two finished polls before the watchdog stops."""
+        return {f"bus {p.name}": _max_age(p.config) for p in self.pollers}
 
     def status_line(self) -> str:
         """One line for ``systemctl status``."""
@@ -425,29 +421,12 @@ async def _open(poller: BusPoller, *, require: bool) -> None:
 
 
 def _max_age(bus: BusConfig) -> float:
-    """How long the bus may go between two finished polls before the watchdog stops."""
     return poll_max_age(
         poll_interval=bus.poll_interval,
         timeout=bus.timeout,
         retries=bus.retries,
         requests=len(bus.sensors) + 1,  # an EZO circuit's compensation, say
     )
-
-
-class _LiveMapping(Mapping[str, float]):
-    """A mapping computed afresh at each lookup: the buses change on reload."""
-
-    def __init__(self, compute: Callable[[], dict[str, float]]) -> None:
-        self._compute = compute
-
-    def __getitem__(self, key: str) -> float:
-        return self._compute()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._compute())
-
-    def __len__(self) -> int:
-        return len(self._compute())
 
 
 async def _step(what: str, step: Callable[[], Awaitable[None]]) -> None:

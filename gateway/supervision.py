@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 
 from gateway import supervise
@@ -40,9 +40,11 @@ class Supervision:
     def start(self, banner: str) -> None:
         self._status = self.gateway.status_line() if self.gateway else banner
         self.systemd.ready(self._status)
-        alive: Callable[[], bool] = (
-            self.gateway.watchdog_check() if self.gateway is not None else lambda: True
-        )
+        alive: Callable[[], bool] = _loop_runs  # a relay: the event loop alone
+        if self.gateway is not None:
+            alive = sdnotify.ProgressCheck(
+                self.gateway.progress, _Live(self.gateway.progress_limits)
+            )
         watchdog = partial(sdnotify.supervise_watchdog, self.systemd, alive)
         self._tasks.append(supervise.start("gateway.watchdog", watchdog, logger=log))
         if self.systemd.enabled and self.gateway is not None:
@@ -87,3 +89,24 @@ class Supervision:
     async def stop(self) -> None:
         tasks, self._tasks = [*self._tasks, *self._reloads], []
         await supervise.cancel(tasks)
+
+
+def _loop_runs() -> bool:
+    """The watchdog task runs on the loop: a blocked loop sends nothing by itself."""
+    return True
+
+
+class _Live(Mapping[str, float]):
+    """A mapping computed afresh at each lookup: the buses change on reload."""
+
+    def __init__(self, compute: Callable[[], dict[str, float]]) -> None:
+        self._compute = compute
+
+    def __getitem__(self, key: str) -> float:
+        return self._compute()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._compute())
+
+    def __len__(self) -> int:
+        return len(self._compute())
