@@ -178,6 +178,11 @@ class AlertEngine:
             changes.append(self._end(track, "cleared", value, now))
         if track.latch is not None and track.latch.kind == "offline":
             changes.append(self._unlatch(track, now))
+        return changes + self._judge(track, measurement, value, now)
+
+    def _judge(self, track: _Track, measurement: str, value: float, now: Now) -> list[Change]:
+        """A good value against the track's rule: follow its alert, lift or raise."""
+        changes: list[Change] = []
         confirmed = self._count(track, value)
         if track.alert is not None:
             changes += self._follow(track, value, confirmed, now)
@@ -224,6 +229,34 @@ class AlertEngine:
             track.runs.clear()
             return Change("dismissed", done, now.wall, latch=track.latch)
         return None
+
+    def set_rules(
+        self, rules: Mapping[str, Rule], latest: Mapping[str, float | None], now: Now
+    ) -> list[Change]:
+        """New rules (a reloaded config), keeping every active alert and dismissal.
+
+        A measurement whose rule changed is judged again on its ``latest`` good value
+        (None: none fresh), so a bound it now lies beyond raises at once (with
+        ``delay`` 1) and one it is now back inside of clears. A measurement no longer
+        watched has its alert cleared and its dismissal forgotten.
+        """
+        changes: list[Change] = []
+        for measurement in [m for m in self._tracks if m not in rules]:
+            track = self._tracks.pop(measurement)
+            if track.alert is not None:
+                changes.append(self._end(track, "cleared", None, now))
+            if track.latch is not None:
+                changes.append(self._unlatch(track, now))
+        for measurement, rule in rules.items():
+            track = self._tracks.setdefault(measurement, _Track(rule, now.monotonic))
+            if track.rule == rule:
+                continue
+            track.rule = rule
+            track.runs.clear()  # counted against the old bounds
+            value = latest.get(measurement)
+            if value is not None and (track.alert is None or track.alert.kind != "offline"):
+                changes += self._judge(track, measurement, value, now)
+        return changes
 
     # internals ---------------------------------------------------------------------
 

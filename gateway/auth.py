@@ -115,12 +115,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def security_middleware(auth: Authenticator, allowed_origins: list[str]) -> Any:
-    """Token check on every route but the public ones, and CORS for ``allowed_origins``."""
-    cors_origins = {o.rstrip("/").lower() for o in allowed_origins}
+    """Token check on every route but the public ones, and CORS for ``allowed_origins``
+    (read at each request: a reload changes the list in place)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin", "").rstrip("/").lower()
+        cors_origins = {o.rstrip("/").lower() for o in allowed_origins} if origin else set()
         if request.method == "OPTIONS" and origin in cors_origins:
             return _cors(web.Response(status=204), origin, preflight=True)
         if auth.enabled and not is_public(request):

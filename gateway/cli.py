@@ -1,8 +1,8 @@
 """The ``sensor-gateway`` command line.
 
 Exit codes (../shared/contract.md): 0 normal stop, 1 bad config or usage,
-2 a port or serial device that cannot be opened at start, or an address that cannot
-be listened on.
+2 an address that cannot be listened on, or (``run --require-ports``) a serial port
+that cannot be opened at start.
 """
 
 from __future__ import annotations
@@ -15,16 +15,22 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from aiohttp import web
 
 from drivers.errors import PortDisconnected
 from gateway.config import Config, ConfigError, dump_config, load_config, with_overrides
+from gateway.field import sdnotify
+from gateway.field.journal import configure_logging
 from gateway.field.scan import parse_bauds, parse_units, scan_command
 from gateway.listen import ListenError, listen
+from gateway.field.service_manager import ServiceManager
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
 
 # Each command imports what only it needs (the relay, the client, jwt, the simulators,
 # the field tools) where it starts: `run` without --simulate loads none of them, which
@@ -73,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[config_file, common],
         help="run the gateway",
         description="Poll the configured serial buses and serve the dashboard, the WebSocket "
-        "streams and the REST API until stopped (Ctrl-C or SIGTERM).",
+        "streams and the REST API until stopped (Ctrl-C or SIGTERM). SIGHUP re-reads the "
+        "configuration file and applies it without dropping a client.",
     )
     run.add_argument(
         "--simulate",
@@ -89,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--port", type=int, metavar="P", help="port to listen on; 0 picks a free one")
     run.add_argument("--data-dir", type=Path, metavar="D", help="where SQLite and links go")
+    run.add_argument(
+        "--require-ports",
+        action="store_true",
+        help="exit 2 when a serial port cannot be opened at start (default: log it, run "
+        "that bus as down and keep trying, poll the others)",
+    )
 
     relay = commands.add_parser(
         "relay",
@@ -240,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not isinstance(level, int):
         print(f"{PROG}: --log-level: unknown level {args.log_level!r}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -251,7 +264,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:
             return _report(exc)
     if args.command == "run":
-        return asyncio.run(serve(config, simulate=args.simulate))
+
+        def reread() -> Config:
+            return _with_overrides(load_config(args.config), args)
+
+        return asyncio.run(
+            serve(config, simulate=args.simulate, require_ports=args.require_ports, reread=reread)
+        )
     if args.command == "relay":
         return asyncio.run(serve_relay(config))
     link_dir = args.link_dir or config.data_dir / "serial" / "by-id"
@@ -375,16 +394,24 @@ def _raise_file_limit() -> None:
         )
 
 
-async def serve(config: Config, *, simulate: bool = False) -> int:
-    """Run the gateway until SIGINT/SIGTERM. Exit code per the contract."""
-    from gateway.server import build_app
+async def serve(
+    config: Config,
+    *,
+    simulate: bool = False,
+    require_ports: bool = False,
+    reread: Callable[[], Config] | None = None,
+) -> int:
+    """Run the gateway until SIGINT/SIGTERM; on SIGHUP, apply ``reread()``. Exit code
+    per the contract."""
+    from gateway.server import GATEWAY, build_app
 
     try:
-        app = build_app(config, simulate=simulate)
+        app = build_app(config, simulate=simulate, require_ports=require_ports)
     except ConfigError as exc:
         return _report(exc)
     mode = "simulated devices" if simulate else f"{len(config.buses)} serial buses"
-    return await _serve(app, config, f"{config.reservoir_id} on {{url}} ({mode})")
+    banner = f"{config.reservoir_id} on {{url}} ({mode})"
+    return await _serve(app, config, banner, gateway=app[GATEWAY], reread=reread)
 
 
 async def serve_relay(config: Config) -> int:
@@ -398,8 +425,17 @@ async def serve_relay(config: Config) -> int:
     return await _serve(app, config, f"relay on {{url}} for {config.mqtt.url}")
 
 
-async def _serve(app: web.Application, config: Config, banner: str) -> int:
+async def _serve(
+    app: web.Application,
+    config: Config,
+    banner: str,
+    *,
+    gateway: Gateway | None = None,
+    reread: Callable[[], Config] | None = None,
+) -> int:
+    """Serve ``app`` until stopped; ``gateway`` None: a relay (no buses, no reload)."""
     _raise_file_limit()
+    systemd = sdnotify.Notifier.from_environ()
     runner = web.AppRunner(app, handle_signals=False)
     try:
         await runner.setup()
@@ -407,6 +443,7 @@ async def _serve(app: web.Application, config: Config, banner: str) -> int:
         print(f"{PROG}: cannot open serial port {exc.port}: {exc.reason}", file=sys.stderr)
         await runner.cleanup()
         return EXIT_PORT
+    manager = ServiceManager(systemd, gateway, reread)
     try:
         # A deep accept queue: after a restart every screen reconnects at once (aiohttp's
         # default backlog of 128 makes a 10,000-client storm take 31 s instead of 9 s).
@@ -419,11 +456,15 @@ async def _serve(app: web.Application, config: Config, banner: str) -> int:
             return EXIT_PORT
         log.info("listening on %s", ", ".join(bound))
         print(f"{PROG}: " + banner.format(url=f"http://{bound[0]}"), flush=True)
-        await _until_stopped()
+        manager.start(banner.format(url=f"http://{bound[0]}"))
+        await _until_stopped(on_hangup=manager.hangup)
         log.info("stopping")
+        systemd.stopping("stopping")
         return EXIT_OK
     finally:
+        await manager.stop()
         await runner.cleanup()
+        systemd.close()
 
 
 async def simulate(control_port: int, link_dir: Path, *, fast: bool = False) -> int:
@@ -452,14 +493,20 @@ async def simulate(control_port: int, link_dir: Path, *, fast: bool = False) -> 
         await rig.stop()
 
 
-async def _until_stopped() -> None:
+async def _until_stopped(on_hangup: Callable[[], None] | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    handlers: dict[signal.Signals, Callable[[], None]] = {
+        signal.SIGINT: stop.set,
+        signal.SIGTERM: stop.set,
+    }
+    if on_hangup is not None:
+        handlers[signal.SIGHUP] = on_hangup
+    for sig, handler in handlers.items():
+        loop.add_signal_handler(sig, handler)
     try:
         await stop.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in handlers:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)

@@ -159,9 +159,12 @@ class AuthConfig(_Model):
 
 
 class StorageConfig(_Model):
-    """The readings history in SQLite (alert history is always kept whole)."""
+    """The readings and alert history in SQLite."""
 
     retention_days: float = Field(default=30.0, gt=0)
+    #: Closed alerts (cleared, or dismissed and back to normal) older than this are pruned
+    #: with their events; active and still-latched ones never.
+    alert_retention_days: float = Field(default=365.0, gt=0)
     readings_every: float = Field(default=10.0, gt=0)
     retry_interval: float = Field(default=2.0, gt=0, le=60)  # s between tries of held alert changes
 

@@ -89,8 +89,15 @@ class _LiveCollector(Collector):
 class _StorageCollector(Collector):
     """The disk under data_dir and the database on it, measured at each scrape."""
 
-    def __init__(self, data_dir: Path, db: Path, failures: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        db: Path,
+        failures: Callable[[], int],
+        outbox: Callable[[], int] | None,
+    ) -> None:
         self._data_dir, self._db, self._failures = data_dir, db, failures
+        self._outbox = outbox
 
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(
@@ -98,6 +105,12 @@ class _StorageCollector(Collector):
             "Writes the disk refused (full, read-only, I/O error)",
             value=self._failures(),
         )
+        if self._outbox is not None:
+            yield GaugeMetricFamily(
+                "gateway_mqtt_outbox_messages",
+                "Messages waiting in the MQTT outbox for the broker",
+                value=self._outbox(),
+            )
         try:
             free = shutil.disk_usage(self._data_dir).free
         except OSError:
@@ -167,6 +180,14 @@ class Metrics:
             ["target"],
             registry=self.registry,
         )
+        self.config_reloads = Counter(
+            "gateway_config_reloads",
+            "Configuration reloads (SIGHUP) by result: ok, or failed (the running one kept)",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in ("ok", "failed"):
+            self.config_reloads.labels(result)
         self.loop_lag_seconds = Histogram(
             "gateway_event_loop_lag_seconds",
             "How late the event loop woke a task that asked to sleep",
@@ -184,9 +205,17 @@ class Metrics:
         """Read these live at every scrape."""
         self.registry.register(_LiveCollector(buses, readings, alerts, ages))
 
-    def watch_storage(self, data_dir: Path, db: Path, *, failures: Callable[[], int]) -> None:
-        """Measure the disk and the database at every scrape."""
-        self.registry.register(_StorageCollector(data_dir, db, failures))
+    def watch_storage(
+        self,
+        data_dir: Path,
+        db: Path,
+        *,
+        failures: Callable[[], int],
+        outbox: Callable[[], int] | None = None,
+    ) -> None:
+        """Measure the disk and the database at every scrape (and the MQTT outbox's
+        depth, when ``outbox`` is given: it must answer without I/O)."""
+        self.registry.register(_StorageCollector(data_dir, db, failures, outbox))
 
     def published(self, stream: str, clients: int, seconds: float) -> None:
         self.messages_sent.labels(stream).inc(clients)

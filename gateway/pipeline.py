@@ -96,6 +96,12 @@ class AlertPipeline:
         self.engine.restore(restored.alerts, restored.latches)
         self._summary = self.engine.summary()
 
+    def set_rules(self, rules: Mapping[str, Rule], latest: Mapping[str, float | None]) -> None:
+        """New rules from a reloaded config, applied in place: active alerts and
+        dismissals stay; what the new bounds change at the ``latest`` values is sent."""
+        self.rules = rules
+        self.submit(self.engine.set_rules(rules, latest, self.now()))
+
     # changes in ---------------------------------------------------------------------
 
     def evaluate(self, measurement: str, value: float | None) -> None:

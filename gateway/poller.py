@@ -71,6 +71,9 @@ class BusPoller:
             )
         self.polls = 0
         self.last_poll_seconds = 0.0
+        #: time.monotonic() of the last finished poll (good or failed), or of construction:
+        #: the watchdog's sign that this bus is not wedged (gateway/field/sdnotify.py).
+        self.last_progress = time.monotonic()
         self._task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -108,6 +111,7 @@ class BusPoller:
                 await self.poll_once()
             except Exception:  # a bug must not silence the bus: log it, keep polling
                 log.exception("bus %s: poll failed", self.name)
+            self.last_progress = time.monotonic()
             next_at += interval
             now = loop.time()
             if next_at < now:
@@ -117,7 +121,7 @@ class BusPoller:
     def health(self) -> dict[str, object]:
         counters = dict(self.line.counters)
         return {
-            "state": "connected" if self.line.connected else "disconnected",
+            "state": "connected" if self.line.connected else "down",
             "port": self.line.port,
             "protocol": self.config.protocol,
             "counters": counters,

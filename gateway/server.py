@@ -1,7 +1,8 @@
 """The aiohttp application: REST routes, the WebSocket streams, and the wiring.
 
 ``build_app`` assembles everything from a :class:`Config`; its start-up opens
-every serial port (so a missing one fails the start) and starts the pollers;
+every serial port (one that cannot be opened leaves its bus ``down`` and
+retrying, or, with ``require_ports``, fails the start) and starts the pollers;
 its shutdown closes every WebSocket with 1001 before stopping them.
 """
 
@@ -59,6 +60,7 @@ def build_app(
     *,
     simulate: bool = False,
     sim_time_scale: float = 1.0,
+    require_ports: bool = False,
 ) -> web.Application:
     rig: Rig | None = None
     if simulate:
@@ -76,7 +78,7 @@ def build_app(
             await rig.start()
         try:
             await gateway.restore()  # alerts and dismissals back before any client
-            await gateway.open_ports()
+            await gateway.open_ports(require=require_ports)
             await gateway.start()
             yield
         finally:

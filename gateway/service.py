@@ -19,10 +19,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
+from drivers.errors import PortDisconnected
 from drivers.sensors import UNITS, Reading
-from gateway import broadcast, supervise
+from gateway import broadcast, reconfigure, supervise
 from gateway.alerts import Rule, rule_from_bounds
-from gateway.config import Config, ThresholdConfig
+from gateway.config import BusConfig, Config, ConfigError, ThresholdConfig
+from gateway.field.sdnotify import poll_max_age
 from gateway.hub import Hub
 from gateway.metrics import Metrics
 from gateway.mqtt import Uplink
@@ -54,14 +56,10 @@ class Gateway:
         self.clock = clock
         self.metrics = Metrics()
         self.hub = Hub(history=config.server.history, on_publish=self.metrics.published)
-        thresholds = {str(m): t for m, t in config.thresholds.items()}
-        watched = [s.measurement for bus in config.buses for s in bus.sensors]
-        self.rules: dict[str, Rule] = {
-            str(m): _rule(thresholds.get(m) or ThresholdConfig()) for m in watched
-        }
-        self.readings = LatestReadings(
-            config.reservoir_id, {m: r.stale_after for m, r in self.rules.items()}, clock=monotonic
-        )
+        self.rules: dict[str, Rule] = rules_of(config)
+        # Changed in place by a reload: LatestReadings keeps reading this very dict.
+        self._stale_after = {m: r.stale_after for m, r in self.rules.items()}
+        self.readings = LatestReadings(config.reservoir_id, self._stale_after, clock=monotonic)
         # Ids name their reservoir: unique across a fleet, as relays need them to be.
         self.store = Store(config.data_dir / DB_NAME, id_prefix=f"{config.reservoir_id}-")
         self.uplink = (
@@ -89,21 +87,11 @@ class Gateway:
             notices=self.notifier,
         )
         self._to_store: dict[str, Reading] = {}
-        ports = ports or {}
-        # pH and EC circuits wait (briefly) for the first temperature where a bus reads one,
-        # so that their first reading is already compensated.
-        wait = temperature_wait_for(config.buses)
-        self.pollers = [
-            BusPoller(
-                bus,
-                [self.on_reading],
-                port=ports.get(bus.name),
-                temperature=self.temperature,
-                temperature_wait=wait,
-            )
-            for bus in config.buses
-        ]
+        # A configured port (sim://ezo-ph) -> the one to open instead.
+        self._ports = {b.port: ports[b.name] for b in config.buses if ports and b.name in ports}
+        self.pollers = [self._poller(bus) for bus in config.buses]
         self._tasks: list[asyncio.Task[None]] = []
+        self._reloading = asyncio.Lock()
         self._last_sensor_data: dict[str, float | str | None] = {}
         self.metrics.watch(
             buses=lambda: {p.name: p.line.counters for p in self.pollers},
@@ -112,7 +100,21 @@ class Gateway:
             ages=lambda: {m: self.readings.age(m) for m in self.rules},
         )
         self.metrics.watch_storage(
-            config.data_dir, self.store.path, failures=lambda: self.store.health.failures
+            config.data_dir,
+            self.store.path,
+            failures=lambda: self.store.health.failures,
+            outbox=lambda: self.store.outbox_rows,
+        )
+
+    def _poller(self, bus: BusConfig) -> BusPoller:
+        # pH and EC circuits wait (briefly) for the first temperature where a bus reads one,
+        # so that their first reading is already compensated.
+        return BusPoller(
+            bus,
+            [self.on_reading],
+            port=self._ports.get(bus.port),
+            temperature=self.temperature,
+            temperature_wait=temperature_wait_for(self.config.buses),
         )
 
     # life cycle ------------------------------------------------------------------
@@ -128,10 +130,12 @@ class Gateway:
                 len(restored.latches),
             )
 
-    async def open_ports(self) -> None:
-        """Open every bus's port; raises PortDisconnected naming the first that fails."""
+    async def open_ports(self, *, require: bool = False) -> None:
+        """Open every bus's port. One that cannot be opened: with ``require``, raises
+        PortDisconnected naming it; else one ERROR naming it, and its bus runs ``down``,
+        its line trying again with backoff, while the other buses poll."""
         for poller in self.pollers:
-            await poller.open()
+            await _open(poller, require=require)
 
     async def start(self) -> None:
         """Start the pollers and every background task, each under the supervisor."""
@@ -144,7 +148,7 @@ class Gateway:
             "heartbeat": (server.heartbeat_interval, self.publish_heartbeat),
             "stale-check": (stale_step, self.check_stale),
             "readings-writer": (storage.readings_every, self.store_readings),
-            "readings-pruner": (3600.0, self.prune_readings),
+            "pruner": (3600.0, self.prune),
         }
         self._tasks = [
             supervise.start(f"gateway.{name}", partial(self._every, interval, job), logger=log)
@@ -203,6 +207,87 @@ class Gateway:
             if asyncio.iscoroutine(result):
                 await result
 
+    # reload ------------------------------------------------------------------------------
+
+    async def reload(self, new: Config) -> list[str]:
+        """Apply a re-read configuration (SIGHUP) without dropping a client: thresholds,
+        buses (only the changed ones restart), notify targets, allowed_origins... Keys
+        that need a restart keep their running values, named in one WARNING. Returns the
+        keys applied. Raises ConfigError, changing nothing, for one this gateway cannot
+        take."""
+        async with self._reloading:
+            changed = reconfigure.differences(self.config, new)
+            config = reconfigure.running_with(self.config, new)
+            self._check_ports(config)
+            restart = [key for key in changed if reconfigure.needs_restart(key)]
+            applied = [key for key in changed if key not in restart]
+            origins = self.config.server.allowed_origins  # the list the CORS check holds
+            origins[:] = config.server.allowed_origins
+            config.server.allowed_origins = origins
+            old, self.config = self.config, config
+            self._set_rules(rules_of(config))
+            await self._restart_buses(config.buses)
+            if old.notify != config.notify or notify_site(old) != notify_site(config):
+                await self.notifier.retarget(from_config(config.notify), notify_site(config))
+            self.alerts.retry_interval = config.storage.retry_interval
+        log.info("reload: %s", f"applied {', '.join(applied)}" if applied else "nothing to apply")
+        if restart:
+            log.warning("reload: %s changed; restart the gateway to apply (running with the "
+                        "old values meanwhile)", ", ".join(restart))  # fmt: skip
+        return applied
+
+    def _check_ports(self, config: Config) -> None:
+        """A simulated port is only one of those the gateway started with."""
+        problems = [
+            f"buses[{i}].port: {bus.port} was not simulated at start: restart to use it"
+            for i, bus in enumerate(config.buses)
+            if bus.port.startswith("sim://") and bus.port not in self._ports
+        ]
+        if problems:
+            raise ConfigError(problems)
+
+    def _set_rules(self, rules: dict[str, Rule]) -> None:
+        self.rules.clear()
+        self.rules.update(rules)
+        self._stale_after.clear()
+        self._stale_after.update({m: r.stale_after for m, r in rules.items()})
+        self.alerts.set_rules(self.rules, {m: self.readings.value(m) for m in rules})
+
+    async def _restart_buses(self, buses: list[BusConfig]) -> None:
+        """Stop the buses removed or changed, then open and start their new pollers."""
+        running = {p.name: p for p in self.pollers}
+        keep = {b.name for b in buses if b.name in running and running[b.name].config == b}
+        for name, poller in running.items():
+            if name not in keep:
+                await poller.stop()
+        pollers = []
+        for bus in buses:
+            poller = running[bus.name] if bus.name in keep else self._poller(bus)
+            if bus.name not in keep:
+                await _open(poller, require=False)
+                poller.start()
+            pollers.append(poller)
+        self.pollers = pollers
+
+    # supervision --------------------------------------------------------------------------
+
+    def progress(self) -> dict[str, float]:
+        """When each bus last finished a poll (monotonic), for the systemd watchdog."""
+        return {f"bus {p.name}": p.last_progress for p in self.pollers}
+
+    def progress_limits(self) -> dict[str, float]:
+        """How long each bus may go between two finished polls before the watchdog stops."""
+        return {f"bus {p.name}": _max_age(p.config) for p in self.pollers}
+
+    def status_line(self) -> str:
+        """One line for ``systemctl status``."""
+        down = [p.name for p in self.pollers if not p.line.connected]
+        buses = f"{len(self.pollers)} buses" + (f" ({', '.join(down)} down)" if down else "")
+        active = self.alerts.engine.summary()["total"]
+        return f"{self.config.reservoir_id}: {buses}, {active} active alerts, " + (
+            f"{self.hub.connections} clients"
+        )
+
     # readings and alerts ---------------------------------------------------------------
 
     def on_reading(self, reading: Reading) -> None:
@@ -252,10 +337,15 @@ class Gateway:
         except StoreWriteError:  # counted and logged (rate-limited) by store.health
             self._to_store = batch | self._to_store
 
-    async def prune_readings(self) -> None:
-        cutoff = self.clock() - self.config.storage.retention_days * 86400
+    async def prune(self) -> None:
+        """Hourly: readings past retention_days, closed alerts past alert_retention_days."""
+        storage, now = self.config.storage, self.clock()
         with contextlib.suppress(StoreWriteError):  # counted and logged by store.health
-            await self.store.prune_readings(cutoff)
+            await self.store.prune_readings(now - storage.retention_days * 86400)
+            pruned = await self.store.prune_alerts(now - storage.alert_retention_days * 86400)
+            if pruned:
+                log.info("storage: pruned %d closed alerts older than %g days", pruned,
+                         storage.alert_retention_days)  # fmt: skip
 
     # the broadcast API -----------------------------------------------------------------
 
@@ -332,6 +422,27 @@ class Gateway:
         return health
 
 
+async def _open(poller: BusPoller, *, require: bool) -> None:
+    try:
+        await poller.open()
+    except PortDisconnected as exc:
+        if require:
+            raise
+        log.error(
+            "bus %s: cannot open serial port %s: %s; running without it, retrying",
+            poller.name, exc.port, exc.reason,
+        )  # fmt: skip
+
+
+def _max_age(bus: BusConfig) -> float:
+    return poll_max_age(
+        poll_interval=bus.poll_interval,
+        timeout=bus.timeout,
+        retries=bus.retries,
+        requests=len(bus.sensors) + 1,  # an EZO circuit's compensation, say
+    )
+
+
 async def _step(what: str, step: Callable[[], Awaitable[None]]) -> None:
     """One step of a shutdown: a failure is logged, and the next step runs anyway."""
     try:
@@ -353,6 +464,13 @@ def notify_site(config: Config) -> Site:
         labels=labels,
         units=units,
     )
+
+
+def rules_of(config: Config) -> dict[str, Rule]:
+    """The alert rule of every measurement a bus reads."""
+    thresholds = {str(m): t for m, t in config.thresholds.items()}
+    watched = [s.measurement for bus in config.buses for s in bus.sensors]
+    return {str(m): _rule(thresholds.get(m) or ThresholdConfig()) for m in watched}
 
 
 def _rule(config: ThresholdConfig) -> Rule:

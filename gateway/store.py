@@ -163,6 +163,7 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._db: sqlite3.Connection | None = None
         self._next_seq = 1
+        self._outbox_rows = 0
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -218,8 +219,12 @@ class Store:
         return f"{self.id_prefix}{seq}"
 
     def _restore(self, db: sqlite3.Connection) -> Restored:
-        (top,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()
+        (top,) = db.execute(
+            "SELECT MAX((SELECT COALESCE(MAX(seq), 0) FROM alerts), COALESCE((SELECT "
+            "CAST(value AS INTEGER) FROM meta WHERE key = 'max_seq'), 0))"
+        ).fetchone()
         self._next_seq = top + 1
+        (self._outbox_rows,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
         active = db.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'active'")
         latched = db.execute(
             f"SELECT {', '.join('a.' + c.strip() for c in ALERT_COLUMNS.split(','))} "
@@ -236,7 +241,12 @@ class Store:
         notifications: Sequence[Notification] = (),
     ) -> None:
         """Commit the changes, and the messages that tell of them, in one transaction."""
-        await self._write("alert changes", lambda db: _save(db, changes, outgoing, notifications))
+
+        def work(db: sqlite3.Connection) -> None:
+            _save(db, changes, outgoing, notifications)
+            self._outbox_rows += len(outgoing)
+
+        await self._write("alert changes", work)
 
     # the notification outbox ------------------------------------------------------------
 
@@ -290,11 +300,12 @@ class Store:
         def work(db: sqlite3.Connection) -> None:
             with _transaction(db, "BEGIN IMMEDIATE"):
                 _enqueue(db, outgoing)
-                db.execute(
+                dropped = db.execute(
                     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE droppable = 1 "
                     "ORDER BY id DESC LIMIT -1 OFFSET ?)",
                     (keep,),
-                )
+                ).rowcount
+            self._outbox_rows += len(outgoing) - dropped
 
         await self._write("the MQTT outbox", work)
 
@@ -307,14 +318,22 @@ class Store:
     async def acknowledged(self, ids: Sequence[int]) -> None:
         """The broker has them: forget them."""
         rows = [(i,) for i in ids]
-        await self._write(
-            "the MQTT outbox",
-            lambda db: _in_transaction(db, "DELETE FROM outbox WHERE id = ?", rows),
-        )
+
+        def work(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                deleted = db.executemany("DELETE FROM outbox WHERE id = ?", rows).rowcount
+            self._outbox_rows -= deleted
+
+        await self._write("the MQTT outbox", work)
 
     async def outbox_size(self) -> int:
         (count,) = await self._run(lambda db: db.execute("SELECT COUNT(*) FROM outbox").fetchone())
         return int(count)
+
+    @property
+    def outbox_rows(self) -> int:
+        """Messages in the MQTT outbox, kept as they are added and removed (no query)."""
+        return self._outbox_rows
 
     async def history(self, since: float, limit: int) -> list[dict[str, Any]]:
         """Alert events after ``since`` (epoch seconds), oldest first."""
@@ -350,11 +369,39 @@ class Store:
         return [(at, value, quality) for at, value, quality in rows]
 
     async def prune_readings(self, before: float) -> int:
-        """Drop readings older than ``before``; alert history is kept."""
+        """Drop readings older than ``before``."""
         cursor = await self._write(
             "readings", lambda db: db.execute("DELETE FROM readings WHERE at < ?", (before,))
         )
         return cursor.rowcount
+
+    async def prune_alerts(self, before: float) -> int:
+        """Drop closed alerts last changed before ``before`` (epoch s), with their events.
+
+        Closed: cleared, or dismissed with no latch left (its condition is over). An
+        active alert, and a dismissed one whose condition still holds, are kept whatever
+        their age. Returns how many alerts went.
+        """
+        closed = (
+            "SELECT id FROM alerts WHERE updated_at < :before AND (state = 'cleared' OR "
+            "(state = 'dismissed' AND id NOT IN (SELECT alert_id FROM latches))) AND id NOT IN "
+            "(SELECT alert_id FROM alert_events WHERE at >= :before)"
+        )
+        args = {"before": before}
+
+        def work(db: sqlite3.Connection) -> int:
+            with _transaction(db, "BEGIN IMMEDIATE"):
+                # Ids are never used again: remember the highest before it may go.
+                db.execute(
+                    "INSERT OR REPLACE INTO meta SELECT 'max_seq', MAX(seq, COALESCE("
+                    "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'max_seq'), 0)) "
+                    "FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM alerts)"
+                )
+                db.execute(f"DELETE FROM alert_events WHERE alert_id IN ({closed})", args)
+                count: int = db.execute(f"DELETE FROM alerts WHERE id IN ({closed})", args).rowcount
+            return count
+
+        return await self._write("alert history", work)
 
 
 def _alert(row: Sequence[Any]) -> Alert:

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -81,12 +81,7 @@ class Notifier:
     ) -> None:
         self.store, self.site, self._active, self.metrics = store, site, active, metrics
         self._wall, self._monotonic = wall, monotonic
-        self.states: dict[str, _State] = {}
-        for target in targets:
-            instance = parse_url(target.url)
-            if instance is None:  # config validation has already refused it
-                raise ValueError(f"notify[{target.index}].url: not an apprise URL")
-            self.states[target.key] = _State(target, instance)
+        self.states = _states(targets, {})
         self._told: dict[tuple[str, str], float] = {}  # (target key, alert id) -> monotonic
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -140,6 +135,13 @@ class Notifier:
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
         await supervise.cancel(tasks)
+
+    async def retarget(self, targets: Sequence[Target], site: Site) -> None:
+        """New targets (a reloaded config): stop, swap, start again. A target whose URL
+        is unchanged keeps its queue and its record; a removed one's queue is dropped."""
+        await self.stop()
+        self.states, self.site = _states(targets, self.states), site
+        await self.start()
 
     # sending ------------------------------------------------------------------------------
 
@@ -257,6 +259,21 @@ class Notifier:
             else:
                 report[s.target.name] = {"state": "ok"}
         return report
+
+
+def _states(targets: Sequence[Target], old: Mapping[str, _State]) -> dict[str, _State]:
+    """A state per target; one whose key (its URL) was in ``old`` keeps its record."""
+    states: dict[str, _State] = {}
+    for target in targets:
+        instance = parse_url(target.url)
+        if instance is None:  # config validation has already refused it
+            raise ValueError(f"notify[{target.index}].url: not an apprise URL")
+        state = states[target.key] = _State(target, instance)
+        if (kept := old.get(target.key)) is not None:
+            for name in ("last_success", "last_error", "last_error_at", "failures",
+                         "trying_since", "sent_not_forgotten"):  # fmt: skip
+                setattr(state, name, getattr(kept, name))
+    return states
 
 
 async def deliver(instance: apprise.Apprise, title: str, body: str, kind: str) -> str | None:

@@ -118,7 +118,7 @@ async def test_health_ok_then_degraded_when_a_bus_is_unplugged(client: Client) -
     await until(lambda: gateway.readings.status()["ph"]["quality"] == "disconnected")
     health = await (await client.get("/healthz")).json()
     assert health["status"] == "degraded"
-    assert health["buses"]["ph-probe"]["state"] == "disconnected"
+    assert health["buses"]["ph-probe"]["state"] == "down"
     assert health["sensors"]["ph"]["quality"] == "disconnected"
 
 

@@ -113,7 +113,9 @@ async def test_check_config_prints_the_normalized_config(tmp_path: Path) -> None
     assert '"poll_interval": 0.05' in out
 
 
-async def test_a_port_that_cannot_be_opened_exits_2_naming_it(tmp_path: Path) -> None:
+async def test_with_require_ports_a_port_that_cannot_be_opened_exits_2_naming_it(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "gateway.toml"
     path.write_text(
         f"""
@@ -127,7 +129,7 @@ protocol = "ezo"
 """
     )
     code, _, err = await finished(
-        await gateway("run", "-c", str(path), "--port", "0", cwd=tmp_path)
+        await gateway("run", "-c", str(path), "--port", "0", "--require-ports", cwd=tmp_path)
     )
     assert code == 2
     assert "/dev/serial/by-id/usb-Atlas_missing" in err
