@@ -26,8 +26,8 @@ from gateway.config import Config, ConfigError, dump_config, load_config, with_o
 from gateway.field import sdnotify
 from gateway.field.journal import configure_logging
 from gateway.field.scan import parse_bauds, parse_units, scan_command
-from gateway.listen import ListenError, listen
 from gateway.field.service_manager import ServiceManager
+from gateway.listen import ListenError, listen
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
