@@ -12,6 +12,7 @@ import importlib.metadata
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -22,11 +23,14 @@ from gateway.hub import utc_timestamp
 from gateway.notify.api import notify_status
 from gateway.rest import json_error, serving_app, unprocessable
 from gateway.service import Gateway
-from simulators.control import add_routes as add_simulator_routes
-from simulators.rig import Rig
 
-RIG = web.AppKey("rig", Rig)
+if TYPE_CHECKING:  # the simulators are imported only when simulating
+    from simulators.rig import Rig
+
 GATEWAY = web.AppKey("gateway", Gateway)
+#: True when the app runs the simulated devices (their control API is then mounted,
+#: under simulators.control.RIG).
+SIMULATED = web.AppKey("simulated", bool)
 SIM_SCHEME = "sim://"
 HISTORY_LIMIT = 10000
 VERSION = importlib.metadata.version("sensor-gateway")
@@ -64,12 +68,16 @@ def build_app(
 ) -> web.Application:
     rig: Rig | None = None
     if simulate:
+        from simulators.rig import Rig
+
         rig = Rig(config.data_dir.absolute() / "serial" / "by-id", time_scale=sim_time_scale)
     gateway = Gateway(config, ports=resolve_ports(config, rig))  # a wrong port fails here
     app = serving_app(gateway, config)  # the streams and the REST shared with a relay
     app[GATEWAY] = gateway
+    app[SIMULATED] = rig is not None
     if rig is not None:
-        app[RIG] = rig
+        from simulators.control import add_routes as add_simulator_routes
+
         add_simulator_routes(app, rig)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -114,7 +122,7 @@ async def info(request: web.Request) -> web.Response:
                 m: t.model_dump(exclude_none=True) for m, t in config.thresholds.items()
             },
             "sensor_interval": config.server.sensor_interval,
-            "simulated": RIG in request.app,
+            "simulated": request.app[SIMULATED],
             "version": VERSION,
         }
     )

@@ -12,8 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.config import Config, load_config
-from gateway.server import GATEWAY, RIG, build_app
+from gateway.server import GATEWAY, build_app
 from gateway.service import Gateway
+from simulators.control import RIG
 from simulators.rig import Rig
 
 FAST_CONFIG = """

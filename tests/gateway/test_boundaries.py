@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from gateway import params
 from gateway.config import load_config
-from gateway.server import RIG, build_app
+from gateway.server import build_app
+from simulators.control import RIG
 from tests.gateway.conftest import Client, gateway_of, pin, write_config
 
 DEEP = "[" * 20000 + "]" * 20000

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.server import RIG
+from simulators.control import RIG
 from tests.gateway.conftest import Client, gateway_of
 from tests.helpers import until
 

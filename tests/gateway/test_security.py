@@ -166,7 +166,7 @@ async def test_token_command_refuses_a_token_without_a_real_expiry(tmp_path: Any
 
 
 async def test_dismiss_records_who(secure: Client) -> None:
-    from gateway.server import RIG
+    from simulators.control import RIG
     from tests.gateway.conftest import gateway_of
     from tests.helpers import until
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, web
 
-from gateway.server import RIG
+from simulators.control import RIG
 from tests.gateway.test_listen import IPV6, has_ipv6_loopback
 from tests.gateway.test_run import finished, gateway
 from tests.helpers import until

@@ -23,7 +23,7 @@ def notify(url: str, **keys: object) -> str:
 
 
 def set_ph(client: Client, value: float) -> None:
-    from gateway.server import RIG
+    from simulators.control import RIG
 
     client.app[RIG].world.signals["ph"].set(value)
 

@@ -1,0 +1,66 @@
+"""What ``sensor-gateway run`` loads: the simulators only with ``--simulate``."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CONFIG = """
+reservoir_id = "EMBALSE_01"
+data_dir = "{data_dir}"
+
+[server]
+host = "127.0.0.1"
+
+[[buses]]
+name = "ph-probe"
+port = "{port}"
+protocol = "ezo"
+  [[buses.sensors]]
+  measurement = "ph"
+"""
+
+
+def imported_modules(tmp_path: Path, *extra: str) -> set[str]:
+    """Start ``run`` under ``python -X importtime``, stop it once it is listening, and
+    return the names of every module it imported."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(CONFIG.format(data_dir=tmp_path / "data", port=tmp_path / "no-such-tty"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "gateway", "run", "-c", str(config),
+         "--port", "0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        deadline, banner = time.monotonic() + 8, b""
+        while b"\n" not in banner and time.monotonic() < deadline:
+            if select.select([process.stdout], [], [], 0.2)[0]:
+                chunk = os.read(process.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                banner += chunk
+        assert b" on http://" in banner, banner
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=8)
+    assert process.returncode == 0, err.decode(errors="replace")[-2000:]
+    names = set()
+    for line in err.decode(errors="replace").splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip())
+    return names
+
+
+def test_run_without_simulate_does_not_import_the_simulators(tmp_path: Path) -> None:
+    names = imported_modules(tmp_path)
+    assert "gateway.service" in names  # the list is real: the gateway itself is in it
+    assert not {n for n in names if n.split(".")[0] == "simulators"}
+    assert "gateway.relay" not in names
+    assert "gateway.client" not in names
