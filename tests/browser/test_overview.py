@@ -6,6 +6,7 @@ kills EMBALSE_01's gateway).
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -20,7 +21,7 @@ require_browser()
 
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
-from tests.browser.test_relay_client import RelayProcess, broker  # noqa: E402
+from tests.browser.test_relay_client import START_CLIENT, RelayProcess, broker  # noqa: E402
 
 __all__ = ["broker"]  # the module-scoped Mosquitto fixture, shared
 
@@ -125,6 +126,56 @@ def test_a_dismissal_from_the_overview_reaches_the_owning_gateway(
     expect(overview.locator("#all-alerts .alert")).to_have_count(0)
     assert owner.request("GET", "/api/alerts") == []  # dismissed at the gateway itself
     expect(overview).to_have_title("Vista general")
+
+
+@pytest.fixture
+def at_relay(browser: Browser, fleet: Fleet) -> Iterator[Page]:
+    """A page of the relay's origin (which serves the client's modules now)."""
+    page = new_page(browser)
+    page.goto(fleet.relay.url + "/healthz")
+    yield page
+    page.evaluate("window.client?.close()")
+    errors = page.page_errors  # type: ignore[attr-defined]
+    page.context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def test_the_client_resumes_short_channels_of_a_relay_after_a_reconnect(at_relay: Page) -> None:
+    """A relay answers ``alerts`` (with ``?reservoir=``) as ``alerts:EMBALSE_02``: the seq
+    is kept under the name asked, so the resubscribe carries ``since``."""
+    options = {"url": "/ws?reservoir=EMBALSE_02", "channels": ["alerts", "sensors"]}
+    at_relay.evaluate(START_CLIENT, options)
+    at_relay.wait_for_function(
+        "window.client.lastSeq.sensors > 0 && 'alerts' in window.client.lastSeq"
+    )
+    assert set(at_relay.evaluate("Object.keys(window.client.lastSeq)")) == {"alerts", "sensors"}
+    at_relay.evaluate("window.__cutSockets()")
+    at_relay.wait_for_function("window.__ws.opened.length === 2 && window.client.isConnected")
+    at_relay.wait_for_function("window.__ws.sent.length >= 4")
+    resubscribed = [json.loads(m) for m in at_relay.evaluate("window.__ws.sent")[2:]]
+    assert {m["channel"] for m in resubscribed} == {"alerts", "sensors"}
+    assert all(isinstance(m.get("since"), int) for m in resubscribed)
+
+
+def test_the_fallback_polls_one_site_of_a_relay_with_two(at_relay: Page) -> None:
+    """``?reservoir=`` of the socket URL goes on every poll (a relay with two sites
+    answers 404 without it)."""
+    at_relay.evaluate("""() => {
+      window.WebSocket = class { constructor() { throw new Error("blocked"); } };
+    }""")
+    options = {
+        "url": "/ws?reservoir=EMBALSE_02",
+        "channels": ["alerts", "sensors"],
+        "reconnectInterval": 50,
+        "maxReconnectAttempts": 1,
+        "pollWait": 2,
+    }
+    at_relay.evaluate(START_CLIENT, options)
+    at_relay.wait_for_function(
+        "window.clientMessages.filter(m => m.type === 'sensor_update').length >= 2"
+    )
+    polled = at_relay.evaluate("window.clientMessages.filter(m => m.type === 'sensor_update')")
+    assert {m["data"]["reservoir_id"] for m in polled} == {"EMBALSE_02"}
 
 
 def test_a_killed_gateway_shows_offline_within_5_s(overview: Page, fleet: Fleet) -> None:
