@@ -36,14 +36,14 @@ async def sites_until(
     done: Callable[[dict[str, Any]], bool],
     timeout: float = 5.0,
 ) -> dict[str, Any]:
-    """The ``data`` of the first sites message (or refresh) that ``done`` accepts."""
+    """The ``data`` of the first sites message that ``done`` accepts."""
     async with asyncio.timeout(timeout):
         while True:
             message = await ws.receive_json()
-            if message.get("channel") == "sites" and message["type"] in ("sites", "refresh"):
-                if done(message["data"]):
-                    data: dict[str, Any] = message["data"]
-                    return data
+            is_sites = message.get("channel") == "sites" and message["type"] == "sites"
+            if is_sites and done(message["data"]):
+                data: dict[str, Any] = message["data"]
+                return data
 
 
 def settled(data: dict[str, Any]) -> bool:
