@@ -26,6 +26,20 @@ from tests.browser.test_relay_client import START_CLIENT, RelayProcess, broker  
 __all__ = ["broker"]  # the module-scoped Mosquitto fixture, shared
 
 
+#: Counts the tones the page plays (WebAudio oscillators started) in ``window.__tones``.
+AUDIO_RECORDER = """
+window.__tones = 0;
+window.AudioContext = class {
+  constructor() { this.currentTime = 0; this.destination = {}; }
+  createGain() { return { gain: {}, connect() {} }; }
+  createOscillator() {
+    return { frequency: {}, connect() {}, start() { window.__tones += 1; }, stop() {} };
+  }
+  close() {}
+};
+"""
+
+
 class Fleet:
     def __init__(self, gateways: dict[str, GatewayProcess], relay: RelayProcess) -> None:
         self.gateways, self.relay = gateways, relay
@@ -56,7 +70,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, broker: str) -> Iterator[Fle
 
 @pytest.fixture
 def overview(browser: Browser, fleet: Fleet) -> Iterator[Page]:
-    page = new_page(browser)
+    page = new_page(browser, AUDIO_RECORDER)
     page.goto(fleet.relay.url + "/")
     expect(page.locator(".site-card")).to_have_count(2)
     yield page
@@ -78,6 +92,9 @@ def test_a_critical_puts_its_site_first_within_2_s(
     overview: Page, fleet: Fleet, tmp_path: Path
 ) -> None:
     first = overview.locator(".site-card").first
+    sound = overview.locator("#sound")
+    expect(sound).not_to_be_checked()  # off by default
+    sound.check()
     fleet.gateways["EMBALSE_02"].simulate("ph", value=9.5)
     expect(first).to_have_attribute("data-site", "EMBALSE_02", timeout=2000)
     expect(first.locator('.site-count[data-severity="critical"]')).to_have_text(
@@ -88,7 +105,14 @@ def test_a_critical_puts_its_site_first_within_2_s(
     listed = overview.locator('#all-alerts .alert[data-site="EMBALSE_02"]')
     expect(listed).to_have_attribute("data-severity", "critical")
     expect(first.locator('[data-measurement="ph"] dd')).to_have_text("9,50")
+    overview.wait_for_function("window.__tones >= 2")  # the two-tone beep
     overview.screenshot(path=screenshot_path("overview.png", tmp_path))
+    overview.reload()
+    expect(overview.locator("#sound")).to_be_checked()  # kept in localStorage
+    expect(overview.locator('.site-count[data-severity="critical"]').first).to_have_text(
+        "1 críticas"
+    )
+    assert overview.evaluate("window.__tones") == 0  # a critical already there is not new
 
 
 def test_the_alert_list_filters_by_site_and_severity(overview: Page) -> None:
