@@ -139,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(http://127.0.0.1:8000: alerts and sensors) or one stream (ws://.../ws/alerts).",
     )
     watch.add_argument("url", metavar="URL")
+    watch.add_argument(
+        "--channel",
+        action="append",
+        metavar="NAME",
+        help="a channel to follow on /ws instead of alerts and sensors (repeatable): "
+        "alerts, sensors, sites (every site's status and counts), or on a relay "
+        "alerts:<reservoir_id>, sensors:<reservoir_id>",
+    )
     watch.add_argument("--token", metavar="T", help="a token, when the gateway requires one")
     watch.add_argument("--json", action="store_true", help="print the raw JSON of each message")
 
@@ -238,7 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "token":
         return mint_token(args.config, args.sub, args.days)
     if args.command == "watch":
-        return asyncio.run(watch_command(args.url, args.token, raw=args.json))
+        return asyncio.run(
+            watch_command(args.url, args.token, raw=args.json, channels=args.channel)
+        )
     if args.command == "backup":
         return backup_command(args.config, args.dest)
     if args.command == "doctor":
@@ -345,7 +355,9 @@ def backup_command(path: Path | None, dest: Path) -> int:
     return EXIT_OK
 
 
-async def watch_command(url: str, token: str | None, *, raw: bool) -> int:
+async def watch_command(
+    url: str, token: str | None, *, raw: bool, channels: list[str] | None = None
+) -> int:
     if not url.startswith(("http://", "https://", "ws://", "wss://")):
         print(
             f"{PROG} watch: URL must start with http://, https://, ws:// or wss://", file=sys.stderr
@@ -360,7 +372,7 @@ async def watch_command(url: str, token: str | None, *, raw: bool) -> int:
     from gateway.watch import describe
 
     try:
-        async with GatewayClient(url, token=token) as client:
+        async with GatewayClient(url, token=token, channels=channels) as client:
             async for item in client:
                 print(describe(item, raw=raw), flush=True)
     except asyncio.CancelledError:

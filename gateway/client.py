@@ -67,7 +67,8 @@ class GatewayClient:
     ) -> None:
         """``url``: the gateway (``http://host:8000``: both streams over ``/ws``) or one
         stream's WebSocket (``ws://host:8000/ws/alerts``). Against a relay, name the site
-        with ``?reservoir=`` in the URL or with channels such as ``alerts:EMBALSE_02``."""
+        with ``?reservoir=`` in the URL or with channels such as ``alerts:EMBALSE_02``;
+        ``sites`` follows every site's status and counts (not polled: WebSocket only)."""
         parts = urlsplit(url)
         scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
         path = parts.path.rstrip("/")
@@ -239,6 +240,8 @@ class GatewayClient:
         ``alerts:<reservoir_id>`` (a relay's channel) polls that site's endpoint."""
         assert self._session is not None
         kind, _, site = channel.partition(":")
+        if kind not in POLL_PATHS:
+            return  # ``sites`` has no polling endpoint: it waits for the WebSocket
         site = site or self.reservoir
         etag = ""
         while True:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter
 
 
 class _Message(BaseModel):
@@ -38,6 +38,23 @@ class Readings(BaseModel):
     reservoir_id: str | None = None
 
 
+class SiteInfo(BaseModel):
+    """One site in a ``sites`` message."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    status: str
+    offline_since: str | None = None
+    summary: Counts
+    last_reading_at: str | None = None
+
+
+class SitesMap(RootModel[dict[str, SiteInfo]]):
+    """The ``data`` of a ``refresh`` on the ``sites`` channel."""
+
+    model_config = ConfigDict(frozen=True)
+
+
 class Initial(_Message):
     type: Literal["initial"]
     seq: int
@@ -62,6 +79,14 @@ class SensorUpdate(_Message):
     data: Readings
 
 
+class Sites(_Message):
+    """The ``sites`` channel: every site served, by reservoir id."""
+
+    type: Literal["sites"]
+    seq: int
+    data: dict[str, SiteInfo]
+
+
 class Heartbeat(_Message):
     type: Literal["heartbeat"]
 
@@ -72,7 +97,7 @@ class Pong(_Message):
 
 class Refresh(_Message):
     type: Literal["refresh"]
-    data: Counts | Readings
+    data: Counts | SitesMap | Readings
 
 
 class Subscribed(_Message):
@@ -94,6 +119,7 @@ Message = Annotated[
     | Update
     | Dismissed
     | SensorUpdate
+    | Sites
     | Heartbeat
     | Pong
     | Refresh

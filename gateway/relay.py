@@ -15,6 +15,11 @@ the same endpoints, messages, polling fallback and heartbeats (its own, every
 chosen with ``?reservoir=`` or a ``<stream>:<reservoir_id>`` channel. It serves
 only the reservoirs of ``[relay] reservoirs`` when that is set, and at most
 ``[relay] max_reservoirs``; others heard on the broker are ignored.
+
+It also serves the ``sites`` channel (:mod:`gateway.sites`: each site's status,
+counts and newest reading, rebuilt from the broker's retained messages as soon as
+it connects) and the pages: the overview of every site at ``/``, one site's
+dashboard at ``/site?reservoir=<id>``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 import aiomqtt
 from aiohttp import web
 
+from drivers.sensors import MEASUREMENTS, UNITS
 from gateway import supervise
 from gateway.config import Config, ConfigError
 from gateway.hub import Hub, Stream
@@ -44,7 +50,9 @@ from gateway.mqtt_messages import (
     StreamMessage,
     parse_relayed,
 )
-from gateway.rest import serving_app
+from gateway.pages import add_pages
+from gateway.rest import json_error, serving_app
+from gateway.sites import SITES, SitesFeed
 
 log = logging.getLogger(__name__)
 DISMISS_WAIT = 5.0
@@ -76,7 +84,10 @@ class Relay:
         self.prefix = config.mqtt.prefix
         self.dismiss_wait = dismiss_wait
         self.metrics = Metrics()
-        self.hub = Hub(history=config.server.history, streams=(), on_publish=self.metrics.published)
+        self.hub = Hub(
+            history=config.server.history, streams=(SITES,), on_publish=self.metrics.published
+        )
+        self.feed = SitesFeed(self.hub)
         self.sites: dict[str, Site] = {}
         self.connected = False
         self.identifier = config.mqtt.client_id or f"sensor-gateway-relay-{uuid.uuid4().hex[:8]}"
@@ -96,6 +107,8 @@ class Relay:
     # the Backend protocol --------------------------------------------------------------
 
     def current(self, stream: str) -> dict[str, Any]:
+        if stream == SITES:
+            return self.feed.current()
         kind, _, reservoir = stream.partition(":")
         site = self.sites[reservoir]
         return dict(site.summary) if kind == "alerts" else dict(site.readings)
@@ -106,6 +119,8 @@ class Relay:
 
     def channel(self, name: str, reservoir: str | None = None) -> str | None:
         """``alerts:<id>``; or ``alerts`` with ``?reservoir=``, or when one site is known."""
+        if name == SITES:
+            return SITES
         kind, _, site = name.partition(":")
         site = site or reservoir or (next(iter(self.sites)) if len(self.sites) == 1 else "")
         stream = f"{kind}:{site}"
@@ -198,16 +213,17 @@ class Relay:
                 async for message in client.messages:
                     payload = message.payload
                     raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-                    self.receive(str(message.topic), raw)
+                    self.receive(str(message.topic), raw, retained=message.retain)
                 raise aiomqtt.MqttError("the message iteration ended")  # reconnect
         finally:
             self._client, self.connected = None, False
 
-    def receive(self, topic: str, payload: bytes) -> None:
+    def receive(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
         """One message from the broker, passed on to the clients of its reservoir.
 
         A malformed one is logged (one line) and dropped: the next may be fine. One
-        of a reservoir this relay does not serve is dropped too."""
+        of a reservoir this relay does not serve is dropped too. ``retained``: the
+        broker's stored copy (a status heard so tells no time)."""
         try:
             parsed = parse_relayed(self.prefix, topic, payload)
         except BadMessage as exc:
@@ -219,12 +235,17 @@ class Relay:
         match parsed:
             case Status(state=state):
                 site.status = state
+                self.feed.status(
+                    site.reservoir_id, state, since=None if retained else self.feed.now()
+                )
             case StreamMessage(stream="sensors"):
                 site.readings = parsed.data
                 self._relay(site, "sensors", parsed.seq, parsed.timestamp, parsed.message)
+                self.feed.reading(site.reservoir_id, parsed.timestamp)
             case StreamMessage(stream="alerts"):
                 site.summary = parsed.data
                 self._relay(site, "alerts", parsed.seq, parsed.timestamp, parsed.message)
+                self.feed.summary(site.reservoir_id, parsed.data)
             case ActiveAlerts(alerts=active):
                 site.active = active
             case AlertEvent():
@@ -262,6 +283,7 @@ class Relay:
                 f"{kind}:{reservoir}", deque(maxlen=self.config.server.history)
             )
         log.info("relay: now serving %s", reservoir)
+        self.feed.add(reservoir)
         return site
 
     def _ignore(self, reservoir: str, level: int, reason: str) -> None:
@@ -289,7 +311,7 @@ RELAY = web.AppKey("relay", Relay)
 
 def build_relay_app(config: Config) -> web.Application:
     """The gateway's application (:func:`serving_app`) over a :class:`Relay`, plus
-    ``/api/sites``."""
+    ``/api/sites`` and the pages (the overview at ``/``)."""
     relay = Relay(config)
     app = serving_app(relay, config)
     app[RELAY] = relay
@@ -301,11 +323,35 @@ def build_relay_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/api/sites", sites)
+    app.router.add_get("/api/info", info)
+    add_pages(app, home="overview")
     return app
 
 
 async def sites(request: web.Request) -> web.Response:
+    """Every site: what the ``sites`` channel's last message says of it."""
+    return web.json_response(request.app[RELAY].feed.current())
+
+
+async def info(request: web.Request) -> web.Response:
+    """What the single-site dashboard lays itself out with, for ``?reservoir=``: the
+    measurements its gateway reports (a relay knows no thresholds nor history)."""
     relay = request.app[RELAY]
+    reservoir = request.query.get("reservoir") or ""
+    stream = relay.channel("sensors", reservoir)
+    if stream is None:
+        known = ", ".join(relay.reservoirs()) or "none yet"
+        raise json_error(404, "not_found", f"reservoir: expected one of {known}")
+    site = relay.sites[stream.partition(":")[2]]
+    reported = [m for m in MEASUREMENTS if site.readings.get(m) is not None]
     return web.json_response(
-        {s.reservoir_id: {"status": s.status, "summary": s.summary} for s in relay.sites.values()}
+        {
+            "reservoir_id": site.reservoir_id,
+            "measurements": reported or list(MEASUREMENTS),
+            "units": dict(UNITS),
+            "thresholds": {},
+            "sensor_interval": None,
+            "simulated": False,
+            "relay": True,
+        }
     )

@@ -21,6 +21,7 @@ from gateway import params
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
 from gateway.notify.api import notify_status
+from gateway.pages import add_pages
 from gateway.rest import json_error, serving_app, unprocessable
 from gateway.service import Gateway
 
@@ -97,6 +98,7 @@ def build_app(
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    add_pages(app, home="dashboard", static=False)  # /overview and /site
     app.router.add_get("/api/info", info)
     app.router.add_get("/api/alerts/history", alert_history)
     app.router.add_get("/api/sensors/history", sensor_history)

@@ -25,7 +25,7 @@ from gateway import broadcast, reconfigure, supervise
 from gateway.alerts import Rule, rule_from_bounds
 from gateway.config import BusConfig, Config, ConfigError, ThresholdConfig
 from gateway.field.sdnotify import poll_max_age
-from gateway.hub import Hub
+from gateway.hub import STREAMS, Hub
 from gateway.metrics import Metrics
 from gateway.mqtt import Uplink
 from gateway.notify.messages import Site
@@ -34,6 +34,7 @@ from gateway.notify.targets import from_config
 from gateway.pipeline import AlertPipeline
 from gateway.poller import BusPoller, temperature_wait_for
 from gateway.readings import LatestReadings
+from gateway.sites import SITES, SitesFeed
 from gateway.store import Store, StoreWriteError
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,11 @@ class Gateway:
         self.config = config
         self.clock = clock
         self.metrics = Metrics()
-        self.hub = Hub(history=config.server.history, on_publish=self.metrics.published)
+        self.hub = Hub(
+            history=config.server.history, streams=(*STREAMS, SITES), on_publish=self._published
+        )
+        self.feed = SitesFeed(self.hub, monotonic=monotonic, wall=clock)
+        self.feed.add(config.reservoir_id, "online")
         self.rules: dict[str, Rule] = rules_of(config)
         # Changed in place by a reload: LatestReadings keeps reading this very dict.
         self._stale_after = {m: r.stale_after for m, r in self.rules.items()}
@@ -123,6 +128,7 @@ class Gateway:
         """Open the store and put back the active alerts and latches (before any client)."""
         restored = await self.store.open()
         self.alerts.restore(restored)
+        self.feed.summary(self.config.reservoir_id, self.alerts.summary)
         if restored.alerts or restored.latches:
             log.info(
                 "restored %d active alerts and %d dismissals",
@@ -351,11 +357,19 @@ class Gateway:
 
     def publish_sensor_update(self) -> dict[str, Any]:
         self._last_sensor_data = self.readings.snapshot()
-        return self.hub.publish(
+        message = self.hub.publish(
             "sensors",
             {"type": "sensor_update", "data": self._last_sensor_data},
             conflate="sensor_update",
         )
+        self.feed.reading(self.config.reservoir_id, message["timestamp"])
+        return message
+
+    def _published(self, stream: str, sent: int, seconds: float) -> None:
+        """After each broadcast: counted, and new alert counts told on ``sites`` too."""
+        self.metrics.published(stream, sent, seconds)
+        if stream == "alerts":
+            self.feed.summary(self.config.reservoir_id, self.alerts.summary)
 
     async def sensor_tick(self) -> None:
         """Every sensor_interval: a sensor_update to the clients, and to the broker."""
@@ -377,13 +391,20 @@ class Gateway:
         """The ``data`` of a stream now (what ``initial`` and ``refresh`` carry)."""
         if stream == "alerts":
             return self.alerts.summary
+        if stream == SITES:
+            return self.feed.current()
         return dict(self.readings.snapshot())
 
     def channel(self, name: str, reservoir: str | None = None) -> str | None:
-        """A client's channel name -> the hub stream (``?reservoir=`` must be this site)."""
-        if reservoir not in (None, "", self.config.reservoir_id):
+        """A client's channel name -> the hub stream (``?reservoir=`` must be this site;
+        ``alerts:<reservoir_id>`` names this site's as on a relay)."""
+        kind, _, site = name.partition(":")
+        if reservoir not in (None, "", self.config.reservoir_id) or site not in (
+            "",
+            self.config.reservoir_id,
+        ):
             return None
-        return name if name in self.hub.streams else None
+        return kind if kind in self.hub.streams and (kind != SITES or not site) else None
 
     def latest(self, stream: str) -> dict[str, Any]:
         """The ``data`` of the stream's last news (what the polling fallback answers)."""

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from drivers.sensors import MEASUREMENTS, UNITS
 from gateway.client import Item, Status
-from gateway.messages import Dismissed, Error, Initial, Refresh, SensorUpdate, Update
+from gateway.messages import (
+    Dismissed,
+    Error,
+    Initial,
+    Refresh,
+    SensorUpdate,
+    SiteInfo,
+    Sites,
+    SitesMap,
+    Update,
+)
 
 
 def describe(item: Item, *, raw: bool = False) -> str:
@@ -20,6 +30,9 @@ def describe(item: Item, *, raw: bool = False) -> str:
 
 
 def _body(item: Item) -> str:
+    if isinstance(item, Sites | Refresh) and isinstance(item.data, dict | SitesMap):
+        sites = item.data if isinstance(item.data, dict) else item.data.root
+        return f"{item.type}: " + "; ".join(_site(k, v) for k, v in sites.items())
     if isinstance(item, SensorUpdate) or (isinstance(item, Refresh) and _readings(item)):
         data = item.data.model_dump()
         parts = []
@@ -40,6 +53,16 @@ def _body(item: Item) -> str:
     if isinstance(item, Error):
         return f"error {item.error}: {item.detail}"
     return str(getattr(item, "type", item))
+
+
+def _site(reservoir: str, site: SiteInfo) -> str:
+    """``EMBALSE_02 offline since 10:30:00 (critical 1, warning 0, info 0), read 10:29:58``"""
+    status = site.status
+    if site.offline_since:
+        status += f" since {site.offline_since[11:19]}"
+    c = site.summary
+    read = f", read {site.last_reading_at[11:19]}" if site.last_reading_at else ""
+    return f"{reservoir} {status} (critical {c.critical}, warning {c.warning}, info {c.info}){read}"
 
 
 def _readings(item: Refresh) -> bool:

@@ -95,6 +95,10 @@ def _kind(stream: str) -> str:
     return stream.split(":", 1)[0]
 
 
+#: The message that opens each kind of stream when there is nothing to replay.
+OPENING = {"alerts": "initial", "sensors": "sensor_update", "sites": "sites"}
+
+
 class Channels(Collection[str]):
     """The channels a client may name: the hub's streams, and what the backend makes of a
     short name for this connection's ``?reservoir=`` (on a relay serving one site, or
@@ -169,13 +173,16 @@ class Connection:
     def subscribe(self, stream: str, since: int | None) -> None:
         """The opening of ``stream`` (the news missed, or its current state), then live."""
         hub = self.gateway.hub
-        missed = hub.streams[stream].since(since, self.variant) if since is not None else None
-        if missed is not None and (missed or _kind(stream) == "alerts"):
+        kind = _kind(stream)
+        missed = (
+            hub.streams[stream].since(since, self.variant)
+            if since is not None and kind != "sites"  # a sites message holds the whole state
+            else None
+        )
+        if missed is not None and (missed or kind == "alerts"):
             opening = missed
         else:
-            current = self.current(
-                stream, "initial" if _kind(stream) == "alerts" else "sensor_update"
-            )
+            current = self.current(stream, OPENING[kind])
             tag = stream if self.fixed is None else None
             opening = [
                 frame_of(stamp(current, hub.streams[stream].seq), tag, self.client.window_bits)

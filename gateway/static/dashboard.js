@@ -15,6 +15,7 @@ import { AlertsPanel } from "./alerts-view.js";
 import { formatters } from "./format.js";
 import { GatewayClient, Status } from "./gateway-client.js";
 import { mountNotifyView } from "./notify-view.js";
+import { kindOf, mountBackLink, siteOf, withSite } from "./site-context.js";
 import { Tiles } from "./tiles.js";
 
 const MEASUREMENTS = ["temperature", "ph", "conductivity", "water_level"];
@@ -26,6 +27,8 @@ const ALERTS_RELOAD_MS = 30000;
 const QUALITY_EVERY_MS = 5000;
 /** A socket silent this long is dead (a half-open TCP link): above the 30 s heartbeat. */
 const IDLE_TIMEOUT_MS = 65000;
+/** `/site?reservoir=<id>`: one of a relay's sites (docs/dashboard.md); "" on a gateway. */
+const SITE = siteOf(window.location.search);
 
 /**
  * The dashboard's settings from the page's query string.
@@ -101,7 +104,7 @@ class Dashboard {
     );
     this.alerts.units = { ...UNITS };
     this.client = new GatewayClient({
-      url: new URL("ws", document.baseURI),
+      url: withSite(new URL("ws", document.baseURI), SITE),
       channels: ["alerts", "sensors"],
       token,
       reconnectInterval: settings.reconnectInterval,
@@ -117,6 +120,7 @@ class Dashboard {
 
   start() {
     this.showStaticText();
+    mountBackLink(document.querySelector(".titles"), this.settings.lang);
     this.onStatus({ status: Status.CONNECTING, reconnectAttempts: 0 });
     this.client.connect();
     this.loadInfo();
@@ -134,7 +138,7 @@ class Dashboard {
   // messages ----------------------------------------------------------------------------
 
   onMessage(message) {
-    const channel = message.channel ?? null;
+    const channel = kindOf(message.channel);
     if (channel === "sensors" && (message.type === "sensor_update" || message.type === "refresh")) {
       this.onReadings(message);
     } else if (channel === "alerts") {
@@ -266,7 +270,8 @@ class Dashboard {
   async api(path, init = {}) {
     const headers = { Accept: "application/json", ...init.headers };
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
-    const response = await fetch(new URL(path, document.baseURI), { ...init, headers, cache: "no-store" });
+    const url = withSite(new URL(path, document.baseURI), SITE);
+    const response = await fetch(url, { ...init, headers, cache: "no-store" });
     if (response.status === 401) this.showAuthFailed();
     if (!response.ok) throw Object.assign(new Error(`${path}: HTTP ${response.status}`), { status: response.status });
     return response.json();

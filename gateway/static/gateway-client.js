@@ -112,6 +112,29 @@ export function apiBase(url) {
 }
 
 /**
+ * The query a relay needs on every poll: `?reservoir=` of the socket URL (which
+ * {@link apiBase} leaves out), as an object of search parameters.
+ */
+export function pollQuery(url) {
+  const reservoir = new URL(url).searchParams.get("reservoir");
+  return reservoir ? { reservoir } : {};
+}
+
+/**
+ * The stream a message's `channel` counts its seq under: the channel the client asked
+ * for. A relay answers a short name (`alerts`, with `?reservoir=`) as `alerts:<id>`;
+ * its seq is kept under `alerts`, so the resubscribe after a reconnect resumes.
+ *
+ * @param {string} channel the message's
+ * @param {string[] | null} asked the client's channels
+ */
+export function streamOfChannel(channel, asked) {
+  if (!asked || asked.includes(channel)) return channel;
+  const short = channel.split(":")[0];
+  return asked.includes(short) ? short : channel;
+}
+
+/**
  * @typedef {object} GatewayClientOptions
  * @property {string | URL} url `/ws/alerts`, `/ws/sensors` or `/ws`; relative to the page
  * @property {string} [token] a JWT; sent as the subprotocol `bearer.<token>`
@@ -250,6 +273,26 @@ export class GatewayClient {
    */
   refresh(channel) {
     return this.send(channel ? { action: "refresh", channel } : { action: "refresh" });
+  }
+
+  /**
+   * Follow one more channel on `/ws` (now if connected, and after every reconnect).
+   * @param {string} channel e.g. `sensors:EMBALSE_02`
+   */
+  subscribe(channel) {
+    if (!this.channels || this.channels.includes(channel)) return;
+    this.channels.push(channel);
+    this.send({ action: "subscribe", channel });
+  }
+
+  /**
+   * Stop following a channel on `/ws`.
+   * @param {string} channel
+   */
+  unsubscribe(channel) {
+    if (!this.channels?.includes(channel)) return;
+    this.channels = this.channels.filter((c) => c !== channel);
+    this.send({ action: "unsubscribe", channel });
   }
 
   /**
@@ -408,7 +451,9 @@ export class GatewayClient {
   /** Track the seq of the message's stream; drop news already handled; deliver. */
   _accept(message) {
     if (message && typeof message.seq === "number") {
-      const stream = message.channel ?? this._stream ?? DEFAULT_STREAM;
+      const stream = message.channel
+        ? streamOfChannel(message.channel, this.channels)
+        : this._stream ?? DEFAULT_STREAM;
       const last = this.lastSeq[stream];
       // Equal: a poll and the socket both brought it. Lower: the gateway restarted.
       if (NEWS.has(message.type) && message.seq === last) return;
@@ -422,6 +467,7 @@ export class GatewayClient {
   _startPolling() {
     this._poller = new RestPoller({
       base: apiBase(this.url),
+      query: pollQuery(this.url),
       streams: this._polls,
       token: this.token,
       wait: this.pollWait,

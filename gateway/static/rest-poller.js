@@ -27,6 +27,7 @@ const POLL_GRACE = 15000;
 /**
  * @typedef {object} RestPollerOptions
  * @property {string} base where the gateway's API is, `http://host:port/`
+ * @property {Record<string, string>} [query] added to every poll (a relay's `reservoir`)
  * @property {string[]} streams which to poll: `alerts`, `sensors`
  * @property {(stream: string) => (number | undefined)} lastSeq the seq last handled, per stream
  * @property {(message: object, stream: string) => void} onMessage
@@ -89,6 +90,7 @@ export class RestPoller {
   async _once(stream, state, signal) {
     const { path, type } = POLL_ENDPOINTS[stream];
     const url = new URL(path, this.options.base);
+    for (const [key, value] of Object.entries(this.options.query ?? {})) url.searchParams.set(key, value);
     const since = this.options.lastSeq(stream);
     const longPoll = since !== undefined && !state.resync;
     if (longPoll) {

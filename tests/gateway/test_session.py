@@ -21,7 +21,7 @@ from gateway.session import (
     Unsubscribe,
 )
 
-STREAMS = ("alerts", "sensors")
+STREAMS = ("alerts", "sensors", "sites")
 
 
 def session(fixed: str | None = None, rate: float = 1000.0, burst: int = 1000) -> Session:
@@ -49,6 +49,18 @@ def test_ping_refresh_subscribe_unsubscribe() -> None:
         Unsubscribe("sensors"),
         Send({"type": "unsubscribed"}, "sensors"),
     ]
+
+
+def test_the_sites_channel_is_subscribed_like_any_other() -> None:
+    s = session()
+    assert s.handle('{"action": "subscribe", "channel": "sites", "since": 2}', 0.0) == [
+        Send({"type": "subscribed"}, "sites"),
+        Subscribe("sites", 2),
+    ]
+    assert s.handle('{"action": "refresh", "channel": "sites"}', 0.0) == [Refresh("sites")]
+    assert error_of(s.handle('{"action": "subscribe", "channel": "sites:X"}', 0.0)) == (
+        "unknown_channel"
+    )
 
 
 def test_a_fixed_endpoint_refreshes_its_own_stream_and_has_no_channels() -> None:
@@ -128,7 +140,7 @@ ODD = st.one_of(
     st.integers(),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=20),
-    st.sampled_from(["ping", "refresh", "subscribe", "unsubscribe", "alerts", "sensors"]),
+    st.sampled_from(["ping", "refresh", "subscribe", "unsubscribe", "alerts", "sensors", "sites"]),
 )
 JSON = st.recursive(
     ODD,
