@@ -1,6 +1,8 @@
-"""The one exception tree the drivers raise.
+"""The project's one exception tree, and the drivers' branch of it.
 
-Every error a serial line or a device can cause is a :class:`DriverError`.
+Everything the gateway, the drivers and the field tools raise on purpose is a
+:class:`GatewayError`: catch that to catch ours and nothing else (a bug stays a
+bug). Every error a serial line or a device can cause is a :class:`DriverError`.
 Each carries a ``kind`` that names it in counters and in a reading's quality,
 so the rest of the gateway never has to match on exception classes.
 """
@@ -8,7 +10,11 @@ so the rest of the gateway never has to match on exception classes.
 from __future__ import annotations
 
 
-class DriverError(Exception):
+class GatewayError(Exception):
+    """The root of every error this project raises on purpose."""
+
+
+class DriverError(GatewayError):
     """Base of everything the drivers raise on purpose."""
 
     kind: str = "exception"
@@ -118,7 +124,7 @@ class PortDisconnected(TransportError):
         self.reason = reason
 
 
-class ConfigError(DriverError, ValueError):
+class SettingError(DriverError, ValueError):
     """A driver setting that can never work (caught at configuration time)."""
 
     kind = "config"

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from drivers.errors import ConfigError, ModbusExceptionReply, ProtocolError
+from drivers.errors import ModbusExceptionReply, ProtocolError, SettingError
 
 READ_COILS = 0x01
 READ_DISCRETE_INPUTS = 0x02
@@ -48,7 +48,7 @@ _STRUCT = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float3
 def validate_unit(unit: int) -> None:
     """Unicast addresses only: 0 is broadcast (never answered), 248-255 reserved."""
     if not 1 <= unit <= 247:
-        raise ConfigError(f"unit {unit} is not a Modbus unicast address (1..247)")
+        raise SettingError(f"unit {unit} is not a Modbus unicast address (1..247)")
 
 
 def max_count(function: int) -> int:
@@ -85,12 +85,12 @@ class ReadRequest:
     def __post_init__(self) -> None:
         validate_unit(self.unit)
         if self.function not in READ_FUNCTIONS.values():
-            raise ConfigError(f"function {self.function:#04x} is not a read (1, 2, 3 or 4)")
+            raise SettingError(f"function {self.function:#04x} is not a read (1, 2, 3 or 4)")
         limit = max_count(self.function)
         if not 1 <= self.count <= limit:
-            raise ConfigError(f"read count {self.count} is outside 1..{limit}")
+            raise SettingError(f"read count {self.count} is outside 1..{limit}")
         if self.address < 0 or self.address + self.count > 0x10000:
-            raise ConfigError(f"addresses {self.address}..+{self.count} exceed 0..65535")
+            raise SettingError(f"addresses {self.address}..+{self.count} exceed 0..65535")
 
     @property
     def data_bytes(self) -> int:
@@ -194,10 +194,10 @@ def parse_request(unit: int, pdu: bytes) -> ReadRequest | UnsupportedRequest:
 
 def check_layout(data_type: str, word_order: str, byte_order: str) -> None:
     if data_type not in REGISTER_COUNT:
-        raise ConfigError(f"data_type {data_type!r} is not one of {', '.join(REGISTER_COUNT)}")
+        raise SettingError(f"data_type {data_type!r} is not one of {', '.join(REGISTER_COUNT)}")
     for name, order in (("word_order", word_order), ("byte_order", byte_order)):
         if order not in ("big", "little"):
-            raise ConfigError(f"{name} {order!r} is not 'big' or 'little'")
+            raise SettingError(f"{name} {order!r} is not 'big' or 'little'")
 
 
 def decode_value(

@@ -20,10 +20,10 @@ from typing import Protocol
 from drivers import ezo
 from drivers.errors import (
     CircuitRebooted,
-    ConfigError,
     DriverError,
     EzoUnknownCommand,
     ModbusExceptionReply,
+    SettingError,
 )
 from drivers.modbus_pdu import (
     BIT_TYPES,
@@ -94,7 +94,7 @@ class Reading:
 
 def _check_measurement(measurement: str) -> None:
     if not MEASUREMENT_NAME.fullmatch(measurement):
-        raise ConfigError(
+        raise SettingError(
             f"measurement {measurement!r} must be a lower-case letter, then up to 31 "
             "lower-case letters, digits or '_'"
         )
@@ -131,10 +131,10 @@ class ModbusPoint:
         validate_unit(self.unit)
         if self.register_type not in READ_FUNCTIONS:
             known = ", ".join(repr(t) for t in READ_FUNCTIONS)
-            raise ConfigError(f"register_type {self.register_type!r} is not one of {known}")
+            raise SettingError(f"register_type {self.register_type!r} is not one of {known}")
         check_layout(self.data_type, self.word_order, self.byte_order)
         if not 0 <= self.register <= 0x10000 - self.count:
-            raise ConfigError(f"register {self.register} is outside 0..{0x10000 - self.count}")
+            raise SettingError(f"register {self.register} is outside 0..{0x10000 - self.count}")
 
     @property
     def function(self) -> int:
@@ -326,7 +326,7 @@ class EzoSensor:
     ) -> None:
         _check_measurement(measurement)
         if measurement not in EZO_CIRCUITS:
-            raise ConfigError(f"no EZO circuit measures {measurement}")
+            raise SettingError(f"no EZO circuit measures {measurement}")
         self.line = line
         self.measurement = measurement
         self.circuit = EZO_CIRCUITS[measurement]
@@ -400,7 +400,7 @@ class EzoSensor:
         )
         kind, self.firmware = ezo.circuit_type(replies[2])
         if kind.upper() != self.circuit.upper():
-            raise ConfigError(
+            raise SettingError(
                 f"{self.line.port} has an EZO {kind} circuit, configured for {self.measurement}"
             )
         self._ready_generation = self.line.generation

@@ -15,35 +15,35 @@ import time
 import urllib.parse
 from collections.abc import Callable
 
-from drivers.errors import ConfigError
+from drivers.errors import SettingError
 from drivers.serial_line import SerialLine
 
 SCHEME = "tcp"
 
 
 def parse_address(port: str, default_port: int | None = None) -> tuple[str, int]:
-    """``tcp://HOST:PORT`` -> (host, port); raises ConfigError naming what is wrong.
+    """``tcp://HOST:PORT`` -> (host, port); raises SettingError naming what is wrong.
 
     ``default_port`` fills in a missing port (502 for Modbus TCP); without it
     the port must be given.
     """
     parts = urllib.parse.urlsplit(port)
     if parts.scheme != SCHEME:
-        raise ConfigError(f"{port!r} is not a tcp://HOST:PORT address")
+        raise SettingError(f"{port!r} is not a tcp://HOST:PORT address")
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise ConfigError(f"{port!r}: only tcp://HOST:PORT, nothing after the port")
+        raise SettingError(f"{port!r}: only tcp://HOST:PORT, nothing after the port")
     try:
         number = parts.port
     except ValueError:
-        raise ConfigError(f"{port!r}: the port must be a number 1..65535") from None
+        raise SettingError(f"{port!r}: the port must be a number 1..65535") from None
     if not parts.hostname:
-        raise ConfigError(f"{port!r} names no host")
+        raise SettingError(f"{port!r} names no host")
     if number is None:
         if default_port is None:
-            raise ConfigError(f"{port!r} names no port (tcp://HOST:PORT)")
+            raise SettingError(f"{port!r} names no port (tcp://HOST:PORT)")
         number = default_port
     if not 1 <= number <= 65535:
-        raise ConfigError(f"{port!r}: the port must be a number 1..65535")
+        raise SettingError(f"{port!r}: the port must be a number 1..65535")
     return parts.hostname, number
 
 

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import jwt
 from aiohttp import web
 
+from drivers.errors import GatewayError
+
 SUBPROTOCOL = "gateway.v1"
 BEARER = "bearer."
 #: Reachable without a token: liveness, and the dashboard's own files (they hold no data).
@@ -32,7 +34,7 @@ PUBLIC_KEY_ALGORITHMS = ["RS256", "ES256"]
 log = logging.getLogger(__name__)
 
 
-class AuthError(Exception):
+class AuthError(GatewayError):
     """A token that does not let its bearer in; the message says why (never the token)."""
 
 

@@ -24,6 +24,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from drivers.errors import GatewayError
 from drivers.sensors import Quality, Reading
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ SOURCE = "broadcast"
 _running: list[Gateway] = []
 
 
-class BroadcastError(Exception):
+class BroadcastError(GatewayError):
     """What the broadcast API refuses."""
 
 

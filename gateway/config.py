@@ -44,6 +44,7 @@ from pydantic_settings import (
 )
 
 from drivers import errors as driver_errors
+from drivers.errors import GatewayError
 from drivers.modbus_pdu import BIT_TYPES
 from drivers.modbus_tcp import DEFAULT_PORT as MODBUS_TCP_PORT
 from drivers.sensors import EZO_CIRCUITS, MEASUREMENT_NAME, MEASUREMENTS, ModbusPoint
@@ -266,7 +267,7 @@ def _port_problems(port: str, protocol: str) -> Iterator[Problem]:
     elif port.startswith("tcp://"):
         try:
             parse_address(port, MODBUS_TCP_PORT if protocol == "modbus-tcp" else None)
-        except driver_errors.ConfigError as exc:
+        except driver_errors.SettingError as exc:
             yield ("port",), str(exc)
 
 
@@ -299,7 +300,7 @@ def _modbus_problems(sensors: Sequence[SensorConfig]) -> Iterator[Problem]:
                     )
         try:
             points.append((i, sensor.modbus_point()))
-        except driver_errors.ConfigError as exc:
+        except driver_errors.SettingError as exc:
             key = str(exc).split(" ", 1)[0]
             yield ("sensors", i, *([key] if key in SensorConfig.model_fields else [])), str(exc)
     for (i, a), (j, b) in itertools.combinations(points, 2):
@@ -455,7 +456,7 @@ def _shared_problems(buses: Sequence[BusConfig]) -> Iterator[Problem]:
                 yield (j, "sensors", k, "measurement"), f"already read by {there}"
 
 
-class ConfigError(Exception):
+class ConfigError(GatewayError):
     """The configuration cannot be used; ``problems`` holds one line per fault."""
 
     def __init__(self, problems: Sequence[str]) -> None:

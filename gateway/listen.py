@@ -14,11 +14,13 @@ import os
 
 from aiohttp import web
 
+from drivers.errors import GatewayError
+
 log = logging.getLogger("gateway")
 LOCALHOST = ("127.0.0.1", "::1")
 
 
-class ListenError(OSError):
+class ListenError(GatewayError, OSError):
     """An address that cannot be bound; ``where`` names it (``[::1]:8000``)."""
 
     def __init__(self, where: str, reason: str) -> None:

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from drivers.errors import GatewayError
+
 MAX_PAYLOAD = 1 << 20  # bytes; a gateway's largest message (alerts/active) is far smaller
 MAX_DEPTH = 16  # our messages nest four deep at most
 MAX_ID = 200  # characters in an alert id or a ``by``
@@ -25,7 +27,7 @@ COUNTS = ("total", "critical", "warning", "info")
 _RESERVOIR = re.compile(r"[A-Za-z0-9_-]+")  # config.reservoir_id's rule
 
 
-class BadMessage(ValueError):
+class BadMessage(GatewayError, ValueError):
     """A payload (or topic) that is not what it should be: ``<topic>: <what is wrong>``."""
 
     def __init__(self, topic: str, reason: str) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from drivers.errors import GatewayError
+
 #: Deeper JSON than this is refused before it is parsed: no message of ours nests past 3.
 MAX_DEPTH = 32
 #: Epoch seconds a time may take: 0 (1970) up to the year 9999.
@@ -22,7 +24,7 @@ LATEST_TIME = 253402300799.0
 TIME_FORMAT = "ISO 8601 (2026-11-27T10:00:00Z) or epoch seconds"
 
 
-class BadInput(ValueError):
+class BadInput(GatewayError, ValueError):
     """Input that does not make a value; ``code`` is short, ``detail`` says what and where."""
 
     def __init__(self, code: str, detail: str) -> None:

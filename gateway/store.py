@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from drivers.errors import GatewayError
 from drivers.sensors import Reading
 from gateway.alerts import Alert, Change, Latch
 
@@ -104,7 +105,7 @@ class Restored:
     latches: list[Latch]
 
 
-class StoreWriteError(Exception):
+class StoreWriteError(GatewayError):
     """The disk refused a write (full, read-only, I/O error): worth retrying later."""
 
     def __init__(self, what: str, error: str) -> None:

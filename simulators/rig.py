@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from drivers.errors import GatewayError
 from drivers.sensors import ModbusPoint
 from simulators.devices import Device, EzoDevice, ModbusBusDevice, SimUnit
 from simulators.world import FAULTS, World
@@ -34,7 +35,7 @@ LINK_NAMES = {
 }
 
 
-class UnknownTarget(KeyError):
+class UnknownTarget(GatewayError, KeyError):
     pass
 
 

@@ -16,8 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivers.errors import GatewayError
 
-class BackupError(Exception):
+
+class BackupError(GatewayError):
     """A backup that cannot be made; the message says what to do."""
 
 

@@ -22,6 +22,7 @@ from drivers import ezo
 from drivers.errors import (
     DeviceTimeout,
     DriverError,
+    GatewayError,
     ModbusExceptionReply,
     PortDisconnected,
     ProtocolError,
@@ -36,7 +37,7 @@ BY_ID = Path("/dev/serial/by-id")
 CIRCUIT_MEASUREMENT = {circuit.upper(): m for m, circuit in EZO_CIRCUITS.items()}
 
 
-class ScanError(Exception):
+class ScanError(GatewayError):
     """The port cannot be scanned (cannot be opened); the message says what to do."""
 
 

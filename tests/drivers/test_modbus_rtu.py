@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.errors import ConfigError, CRCError, DriverError, ModbusExceptionReply, ProtocolError
+from drivers.errors import CRCError, DriverError, ModbusExceptionReply, ProtocolError, SettingError
 from drivers.modbus_rtu import (
     ReadBlock,
     ReadRequest,
@@ -119,7 +119,7 @@ def test_read_request_frame(request_: ReadRequest, wire: str) -> None:
     ],
 )
 def test_read_request_invalid(unit: int, function: int, address: int, count: int) -> None:
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(SettingError) as info:
         ReadRequest(unit, function, address, count)
     assert isinstance(info.value, ValueError)
     assert info.value.kind == "config"
@@ -378,9 +378,9 @@ def test_int32_word_swap() -> None:
     [("float64", "big", "big"), ("float32", "middle", "big"), ("int16", "big", "BIG")],
 )
 def test_bad_layout(data_type: str, word_order: str, byte_order: str) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(SettingError):
         decode_value((0, 0), data_type, word_order, byte_order)
-    with pytest.raises(ConfigError):
+    with pytest.raises(SettingError):
         encode_value(0, data_type, word_order, byte_order)
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.errors import ConfigError, ModbusExceptionReply, ProtocolError
+from drivers.errors import ModbusExceptionReply, ProtocolError, SettingError
 from drivers.modbus_pdu import ReadRequest, ReadResponse, UnsupportedRequest, pack_bits, unpack_bits
 from drivers.modbus_rtu import ResponseDecoder as RtuResponseDecoder
 from drivers.modbus_rtu import frame, with_crc
@@ -181,7 +181,7 @@ def test_rtu_reads_coils_with_the_same_pdu() -> None:
 
 def test_bit_reads_are_limited_to_2000() -> None:
     ReadRequest(1, 2, 0, 2000)
-    with pytest.raises(ConfigError, match=r"1\.\.2000"):
+    with pytest.raises(SettingError, match=r"1\.\.2000"):
         ReadRequest(1, 1, 0, 2001)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.errors import ConfigError
+from drivers.errors import SettingError
 from drivers.sensors import EzoSensor, ModbusBus, ModbusPoint, Quality, Reading
 from drivers.serial_line import SerialLine
 from simulators.devices import EzoDevice, ModbusBusDevice, SimUnit
@@ -186,7 +186,7 @@ async def test_ezo_unknown_command_is_reported_not_retried(
     sensor = ezo_sensor(lines(device.port.address), "ph")
     await sensor.read()
     before = len(device.commands)
-    with pytest.raises(ConfigError.__mro__[1]) as info:  # DriverError
+    with pytest.raises(SettingError.__mro__[1]) as info:  # DriverError
         await sensor.command("Bogus,1")
     assert "*ER" in str(info.value)
     assert device.commands[before:] == ["Bogus,1"]  # a wrong command is not sent again
@@ -261,7 +261,7 @@ async def test_ezo_rtd_without_probe_is_not_a_temperature(
 
 
 def test_ezo_has_no_water_level_circuit() -> None:
-    with pytest.raises(ConfigError, match="water_level"):
+    with pytest.raises(SettingError, match="water_level"):
         EzoSensor(SerialLine("/dev/null"), "water_level")
 
 
@@ -519,7 +519,7 @@ def test_point_mistakes_are_caught_at_configuration(
 ) -> None:
     settings: dict[str, object] = {"measurement": "water_level", "unit": 1, "register": 0}
     settings.update(options)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(SettingError, match=message):
         ModbusPoint(**settings)  # type: ignore[arg-type]
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.errors import ConfigError, PortDisconnected
+from drivers.errors import PortDisconnected, SettingError
 from drivers.modbus_pdu import ReadRequest, ReadResponse
 from drivers.modbus_tcp import RequestDecoder, TcpFraming, encode_reply, encode_request
 from drivers.sensors import ModbusBus, ModbusPoint, Quality
@@ -160,7 +160,7 @@ async def test_rtu_through_a_serial_server() -> None:
     ],
 )
 def test_bad_addresses_are_config_errors(port: str, words: str) -> None:
-    with pytest.raises(ConfigError, match=words):
+    with pytest.raises(SettingError, match=words):
         parse_address(port)
 
 
