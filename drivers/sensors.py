@@ -16,14 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from drivers import ezo
-from drivers.errors import (
-    CircuitRebooted,
-    ConfigError,
-    DriverError,
-    EzoUnknownCommand,
-    ModbusExceptionReply,
-)
+from drivers.errors import ConfigError, DriverError, ModbusExceptionReply
 from drivers.modbus_pdu import (
     BIT_TYPES,
     READ_FUNCTIONS,
@@ -46,7 +39,7 @@ MEASUREMENTS = ("temperature", "ph", "conductivity", "water_level")
 #: Any measurement name (the contract's second wave): lower case, digits, '_', 1..32.
 MEASUREMENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 UNITS = {"temperature": "°C", "ph": "pH", "conductivity": "µS/cm", "water_level": "m"}
-#: The EZO circuit that measures each measurement (none measures water level).
+#: The EZO circuit a seed measurement expects when its sensor names no ``circuit``.
 EZO_CIRCUITS = {"ph": "pH", "conductivity": "EC", "temperature": "RTD"}
 
 
@@ -285,108 +278,3 @@ class ModbusBus:
     def _failed(self, index: int, quality: Quality, detail: str) -> Reading:
         point = self.points[index]
         return Reading(point.measurement, None, quality, self._wall(), self.line.name, detail)
-
-
-# Atlas Scientific EZO --------------------------------------------------------
-
-
-class EzoSensor:
-    """One EZO circuit on its own UART (pH, EC or RTD).
-
-    Before the first reading, and again whenever the port was reopened or the
-    circuit announced a restart, it turns continuous mode off, checks with
-    ``i`` that the circuit on the port is the one configured, enables the
-    outputs it needs, and throws away the first reading.
-    """
-
-    def __init__(
-        self,
-        line: SerialLine,
-        measurement: str,
-        *,
-        scale: float = 1.0,
-        offset: float = 0.0,
-        temperature: Callable[[], float | None] | None = None,
-        read_time: float | None = None,
-        command_time: float = ezo.COMMAND_TIME,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        _check_measurement(measurement)
-        if measurement not in EZO_CIRCUITS:
-            raise ConfigError(f"no EZO circuit measures {measurement}")
-        self.line = line
-        self.measurement = measurement
-        self.circuit = EZO_CIRCUITS[measurement]
-        self.scale, self.offset = scale, offset
-        self.temperature = temperature if self.circuit != "RTD" else None
-        self.read_time = ezo.READ_TIME[self.circuit] if read_time is None else read_time
-        self.command_time = command_time
-        self.firmware: str | None = None
-        self._wall = wall_clock
-        self._ready_generation = 0
-        self._restarted: str | None = None
-        self._rt_supported = True
-        line.on_stale = self._unsolicited
-
-    async def read(self) -> list[Reading]:
-        try:
-            await self.line.ensure_open()
-            if self._restarted or self._ready_generation != self.line.generation:
-                await self._initialise()
-            value = await self._read_value()
-            if self._restarted:  # announced while this reading was taken: not trusted
-                raise CircuitRebooted(self._restarted)
-        except CircuitRebooted as exc:
-            log.warning("%s: %s; re-initialising", self.line.name, exc)
-            self._restarted = exc.status
-            return [self._failed(Quality.DEVICE_ERROR, str(exc))]
-        except DriverError as exc:
-            return [self._failed(Quality.of(exc), str(exc))]
-        return [Reading(self.measurement, value, Quality.GOOD, self._wall(), self.line.name)]
-
-    def _unsolicited(self, data: bytes) -> None:
-        for code in ezo.RESTART_CODES:
-            if code.encode() + ezo.CR in data:
-                self._restarted = code
-
-    async def command(self, text: str, wait: float | None = None) -> ezo.Reply:
-        """Send one command and return its reply (for setters, queries, calibration)."""
-        timeout = (self.command_time if wait is None else wait) + self.line.timeout
-        return await self.line.request(
-            ezo.encode_command(text), lambda: ezo.Transaction(text), timeout=timeout
-        )
-
-    async def _initialise(self) -> None:
-        self._restarted = None
-        await self.command("*OK,1")
-        await self.command("C,0")
-        kind, self.firmware = ezo.circuit_type(await self.command("i"))
-        if kind.upper() != self.circuit.upper():
-            raise ConfigError(
-                f"{self.line.port} has an EZO {kind} circuit, configured for {self.measurement}"
-            )
-        if self.circuit == "EC":
-            await self.command("O,EC,1")
-        elif self.circuit == "RTD":
-            await self.command("S,c")
-        await self.command("R", self.read_time)  # the first reading after a start is not trusted
-        self._ready_generation = self.line.generation
-        log.info("%s: EZO %s %s ready", self.line.name, kind, self.firmware)
-
-    async def _read_value(self) -> float:
-        temperature = self.temperature() if self.temperature else None
-        if temperature is None:
-            reply = await self.command("R", self.read_time)
-        elif self._rt_supported:
-            try:
-                reply = await self.command(f"RT,{temperature:.2f}", self.read_time)
-            except EzoUnknownCommand:
-                self._rt_supported = False  # older firmware: set T, then read
-                return await self._read_value()
-        else:
-            await self.command(f"T,{temperature:.2f}")
-            reply = await self.command("R", self.read_time)
-        return _scaled(ezo.reading_value(reply, self.circuit), self.scale, self.offset)
-
-    def _failed(self, quality: Quality, detail: str) -> Reading:
-        return Reading(self.measurement, None, quality, self._wall(), self.line.name, detail)

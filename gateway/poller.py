@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from drivers.modbus_rtu import RtuFraming
 from drivers.modbus_tcp import DEFAULT_PORT as MODBUS_TCP_PORT
 from drivers.modbus_tcp import TcpFraming
-from drivers.sensors import EzoSensor, ModbusBus, Reading
+from drivers.ezo_sensor import EzoSensor
+from drivers.sensors import ModbusBus, Reading
 from drivers.serial_line import SerialLine
 from drivers.tcp_line import TcpLine
 from gateway.config import BusConfig
@@ -31,7 +32,10 @@ class BusPoller:
         *,
         port: str | None = None,
         temperature: Callable[[], float | None] | None = None,
+        conductivity: Callable[[], float | None] | None = None,
     ) -> None:
+        """``temperature`` and ``conductivity`` give fresh values to compensate EZO
+        readings with (pH, EC and DO by temperature; DO by salinity too)."""
         self.config = config
         self.name = config.name
         self.sinks = list(sinks)
@@ -48,9 +52,11 @@ class BusPoller:
             self.driver = EzoSensor(
                 self.line,
                 sensor.measurement,
+                circuit=sensor.circuit,
                 scale=sensor.scale,
                 offset=sensor.offset,
                 temperature=temperature,
+                conductivity=conductivity,
             )
         self.polls = 0
         self.last_poll_seconds = 0.0

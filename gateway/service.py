@@ -92,7 +92,11 @@ class Gateway:
         ports = ports or {}
         self.pollers = [
             BusPoller(
-                bus, [self.on_reading], port=ports.get(bus.name), temperature=self.temperature
+                bus,
+                [self.on_reading],
+                port=ports.get(bus.name),
+                temperature=self.temperature,
+                conductivity=partial(self.readings.value, "conductivity"),
             )
             for bus in config.buses
         ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 
-from drivers.sensors import EzoSensor
+from drivers.ezo_sensor import EzoSensor
 from drivers.serial_line import SerialLine
 from gateway.cli import main
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from drivers.errors import ConfigError
-from drivers.sensors import EzoSensor, ModbusBus, ModbusPoint, Quality, Reading
+from drivers.ezo_sensor import EzoSensor
+from drivers.sensors import ModbusBus, ModbusPoint, Quality, Reading
 from drivers.serial_line import SerialLine
 from simulators.devices import EzoDevice, ModbusBusDevice, SimUnit
 from simulators.rig import Rig
@@ -210,9 +211,9 @@ async def test_ezo_rtd_without_probe_is_not_a_temperature(
     assert "no probe" in reading.detail
 
 
-def test_ezo_has_no_water_level_circuit() -> None:
-    with pytest.raises(ConfigError, match="water_level"):
-        EzoSensor(SerialLine("/dev/null"), "water_level")
+def test_ezo_circuit_must_be_a_known_type() -> None:
+    with pytest.raises(ConfigError, match="'ozone' is not one of ph, ec, rtd, do, orp"):
+        EzoSensor(SerialLine("/dev/null"), "water_level", circuit="ozone")
 
 
 # Faults, on both protocols -------------------------------------------------------
