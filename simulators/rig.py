@@ -1,5 +1,11 @@
 """The bench rig: the simulated devices of one reservoir, on virtual ports.
 
+Five EZO circuits (pH, EC, RTD, DO, ORP) on ptys, an RS-485 line with two
+Modbus units, and a Modbus TCP device (a turbidity transmitter, a pump coil and
+a float switch) on a 127.0.0.1 socket. The default configuration reads the
+seed's four; a site configuration may read any of them (``sim://ezo-do``,
+``sim://modbus-tcp``...).
+
 Faults and values are addressed by measurement (``ph``) or by device name
 (``ezo-ph``, ``modbus``, ``modbus-2``). A measurement names the device the
 default configuration reads it from; a Modbus unit name (``modbus-<unit>``)
@@ -16,6 +22,7 @@ from pathlib import Path
 
 from drivers.sensors import ModbusPoint
 from simulators.devices import Device, EzoDevice, ModbusBusDevice, SimUnit
+from simulators.modbus_tcp import ModbusTcpDevice, default_tcp_units
 from simulators.world import FAULTS, World
 
 #: measurement -> (device name, Modbus unit or None)
@@ -24,12 +31,19 @@ PRIMARY = {
     "conductivity": ("ezo-ec", None),
     "temperature": ("ezo-rtd", None),
     "water_level": ("modbus", 1),
+    "dissolved_oxygen": ("ezo-do", None),
+    "orp": ("ezo-orp", None),
+    "turbidity": ("modbus-tcp", 1),
+    "pump": ("modbus-tcp", 2),
+    "float_switch": ("modbus-tcp", 2),
 }
 #: Stable link names, shaped like the kernel's /dev/serial/by-id entries.
 LINK_NAMES = {
     "ezo-ph": "usb-Atlas_Scientific_EZO-pH_SIM0001-if00-port0",
     "ezo-ec": "usb-Atlas_Scientific_EZO-EC_SIM0002-if00-port0",
     "ezo-rtd": "usb-Atlas_Scientific_EZO-RTD_SIM0003-if00-port0",
+    "ezo-do": "usb-Atlas_Scientific_EZO-DO_SIM0005-if00-port0",
+    "ezo-orp": "usb-Atlas_Scientific_EZO-ORP_SIM0006-if00-port0",
     "modbus": "usb-FTDI_USB-RS485_Cable_SIM0004-if00-port0",
 }
 
@@ -56,7 +70,13 @@ class Rig:
         def link(name: str) -> Path | None:
             return link_dir / LINK_NAMES[name] if link_dir else None
 
-        ezos = [("ezo-ph", "pH"), ("ezo-ec", "EC"), ("ezo-rtd", "RTD")]
+        ezos = [
+            ("ezo-ph", "pH"),
+            ("ezo-ec", "EC"),
+            ("ezo-rtd", "RTD"),
+            ("ezo-do", "DO"),
+            ("ezo-orp", "ORP"),
+        ]
         self.devices: dict[str, Device] = {
             name: EzoDevice(
                 name,
@@ -76,6 +96,9 @@ class Rig:
             link=link("modbus"),
             time_scale=time_scale,
             clock=clock,
+        )
+        self.devices["modbus-tcp"] = ModbusTcpDevice(
+            "modbus-tcp", self.world, default_tcp_units(), time_scale=time_scale, clock=clock
         )
 
     @property
@@ -120,8 +143,17 @@ class Rig:
                 for sim_unit in device.units.values():
                     sim_unit.fault = None
             return
-        assert isinstance(device, ModbusBusDevice)
+        assert isinstance(device, ModbusBusDevice | ModbusTcpDevice)
         device.units[unit].fault = fault
+
+    def set_probe(self, target: str, changes: dict[str, float]) -> None:
+        """Age the probe of an EZO circuit (a measurement or a device name): its reading
+        drifts until it is calibrated again. Raises ValueError naming what is wrong."""
+        name, _ = self._resolve(target)
+        device = self.devices[name]
+        if not isinstance(device, EzoDevice):
+            raise ValueError(f"probe: {target} is not an EZO circuit")
+        device.model.set_probe(**changes)
 
     def _resolve(self, target: str) -> tuple[str, int | None]:
         if target in PRIMARY:

@@ -112,4 +112,6 @@ def test_any_measurements_table_loads_or_gives_config_errors(
         load(tmp_path, DO_BUS + text)
     except ConfigError as exc:
         assert exc.problems
-        assert all(line.startswith(("measurements.", str(tmp_path))) for line in exc.problems), exc.problems
+        assert all(line.startswith(("measurements.", str(tmp_path))) for line in exc.problems), (
+            exc.problems
+        )
