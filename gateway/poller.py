@@ -8,10 +8,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from drivers.ezo_sensor import EzoSensor
 from drivers.modbus_rtu import RtuFraming
 from drivers.modbus_tcp import DEFAULT_PORT as MODBUS_TCP_PORT
 from drivers.modbus_tcp import TcpFraming
-from drivers.ezo_sensor import EzoSensor
 from drivers.sensors import ModbusBus, Reading
 from drivers.serial_line import SerialLine
 from drivers.tcp_line import TcpLine

@@ -17,12 +17,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from drivers.sensors import MEASUREMENTS, UNITS
+from drivers.sensors import MEASUREMENTS
 from gateway import params
 from gateway.auth import CLAIMS, claims_subject
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
 from gateway.notify.api import notify_status
+from gateway.probes import layout
+from gateway.probes.api import calibrate, list_probes, probes_context
 from gateway.rest import dismissal, dismissed, json_error, not_active, unprocessable
 from gateway.service import Gateway
 from gateway.websocket import STOPPING, streaming_app
@@ -91,6 +93,7 @@ def build_app(
                 await rig.stop()
 
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(probes_context(gateway))  # after the gateway has started
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     app.router.add_get("/api/info", info)
@@ -101,6 +104,8 @@ def build_app(
     app.router.add_get("/api/sensors/latest", sensors_latest)
     app.router.add_post("/alerts/dismiss", dismiss)
     app.router.add_get("/api/notify", notify_status(gateway.notifier))
+    app.router.add_get("/api/probes", list_probes)
+    app.router.add_post("/api/probes/{measurement}/calibrate", calibrate)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     return app
@@ -112,14 +117,13 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def info(request: web.Request) -> web.Response:
-    """What a dashboard needs to lay itself out: the site, its measurements, units, bounds."""
+    """What a dashboard needs to lay itself out: the site, every configured measurement
+    (labels, units, decimals, EZO circuits), bounds."""
     config = request.app[GATEWAY].config
-    watched = [s.measurement for bus in config.buses for s in bus.sensors]
     return web.json_response(
         {
             "reservoir_id": config.reservoir_id,
-            "measurements": [m for m in MEASUREMENTS if m in watched],
-            "units": {m: UNITS[m] for m in MEASUREMENTS},
+            **layout(config),
             "thresholds": {
                 m: t.model_dump(exclude_none=True) for m, t in config.thresholds.items()
             },

@@ -24,9 +24,9 @@ from drivers.modbus_pdu import (
 )
 from drivers.modbus_rtu import RequestDecoder, frame
 from drivers.sensors import ModbusPoint
+from simulators.ezo_cal import model_for, oxygen_saturation
 from simulators.pty import VirtualPort
 from simulators.tcp_port import TcpPort
-from simulators.ezo_cal import model_for, oxygen_saturation
 from simulators.world import FAULTS, Signal, World
 
 log = logging.getLogger(__name__)
@@ -486,6 +486,7 @@ class ModbusBusDevice(Device):
 EXTRA_SIGNALS: dict[str, tuple[float, float, float]] = {
     "dissolved_oxygen": (8.6, 0.5, 0.02),  # mg/L
     "orp": (245.0, 15.0, 0.5),  # mV
+    "level_downstream": (3.4, 0.2, 0.002),  # m, below the dam
     "turbidity": (1.8, 0.4, 0.01),
     "pump": (1.0, 0.0, 0.0),
     "float_switch": (0.0, 0.0, 0.0),

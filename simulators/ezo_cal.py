@@ -123,7 +123,8 @@ class PhModel(Model):
     def slope(self) -> str:
         mid_ph, mid_mv, acid, base = self._curve()
         offset = mid_mv + IDEAL_MV_PER_PH * (mid_ph - 7.0)
-        return f"?Slope,{acid / IDEAL_MV_PER_PH * 100:.1f},{base / IDEAL_MV_PER_PH * 100:.1f},{offset:.2f}"
+        acid_pct, base_pct = (100 * s / IDEAL_MV_PER_PH for s in (acid, base))
+        return f"?Slope,{acid_pct:.1f},{base_pct:.1f},{offset:.2f}"
 
 
 # EC and DO: a gain --------------------------------------------------------------------
@@ -142,8 +143,8 @@ class EcModel(Model):
     probe: GainProbe = field(default_factory=GainProbe)
     dry: bool = True
     gain: float = 1.0
-    taken: int = 1
-    low: bool = False
+    taken: int = 2  # calibrated at the factory at two points
+    low: bool = True
 
     @property
     def points(self) -> int:

@@ -16,6 +16,7 @@ every unit behind it) off the bus.
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ PRIMARY = {
     "turbidity": ("modbus-tcp", 1),
     "pump": ("modbus-tcp", 2),
     "float_switch": ("modbus-tcp", 2),
+    "level_downstream": ("modbus", 3),
 }
 #: Stable link names, shaped like the kernel's /dev/serial/by-id entries.
 LINK_NAMES = {
@@ -97,9 +99,11 @@ class Rig:
             time_scale=time_scale,
             clock=clock,
         )
-        self.devices["modbus-tcp"] = ModbusTcpDevice(
+        plc = ModbusTcpDevice(
             "modbus-tcp", self.world, default_tcp_units(), time_scale=time_scale, clock=clock
         )
+        plc.tcp.tcp_port = _free_port()  # its address is known before it starts listening
+        self.devices["modbus-tcp"] = plc
 
     @property
     def modbus(self) -> ModbusBusDevice:
@@ -179,9 +183,17 @@ class Rig:
         return [device.describe() for device in self.devices.values()]
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def default_units() -> list[SimUnit]:
-    """A level transmitter (float32 level + int16 temperature x0.1) and a
-    temperature transmitter (int16 x0.1), as found on reservoir RS-485 lines."""
+    """A level transmitter (float32 level + int16 temperature x0.1), a temperature
+    transmitter (int16 x0.1), and a level transmitter below the dam (float32), as
+    found on reservoir RS-485 lines."""
     return [
         SimUnit(
             1,
@@ -195,5 +207,10 @@ def default_units() -> list[SimUnit]:
             2,
             "temperature transmitter",
             [ModbusPoint("temperature", 2, 0, "input", "int16", scale=0.1)],
+        ),
+        SimUnit(
+            3,
+            "downstream level transmitter",
+            [ModbusPoint("level_downstream", 3, 0, data_type="float32")],
         ),
     ]
