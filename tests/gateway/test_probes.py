@@ -100,7 +100,8 @@ async def probe(client: Client, measurement: str) -> dict[str, Any]:
 
 async def test_a_ph_calibration_changes_the_slope_and_the_reading(site: Client) -> None:
     before = await probe(site, "ph")
-    assert before["circuit"] == "pH" and before["firmware"]
+    assert before["circuit"] == "pH"
+    assert before["firmware"]
     assert before["calibration"] == {
         "points": 3, "slope": {"acid": 100.0, "base": 100.0, "offset_mv": 0.0},
     }  # fmt: skip
