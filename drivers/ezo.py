@@ -24,8 +24,30 @@ RESTART_CODES = frozenset({"*RS", "*RE", "*WA", "*SL"})
 SUPPLY_CODES = {"*OV": "supply over voltage", "*UV": "supply under voltage"}
 
 #: Seconds a circuit takes to answer ``R`` (datasheets); other commands ~0.3 s.
-READ_TIME = {"pH": 0.9, "EC": 0.6, "RTD": 0.6}
+READ_TIME = {"pH": 0.9, "EC": 0.6, "RTD": 0.6, "DO": 0.6, "ORP": 1.0}
 COMMAND_TIME = 0.3
+#: Seconds a circuit takes to take a calibration point.
+CAL_TIME = 0.9
+#: Calibration points each circuit takes: point -> (command, standard value or None).
+#: ``{v}`` is the value of the standard the probe sits in. Every circuit also takes
+#: ``clear`` (``Cal,clear``).
+CAL_POINTS: dict[str, dict[str, tuple[str, float | None]]] = {
+    "pH": {
+        "mid": ("Cal,mid,{v}", 7.0),
+        "low": ("Cal,low,{v}", 4.0),
+        "high": ("Cal,high,{v}", 10.0),
+    },
+    "EC": {
+        "dry": ("Cal,dry", None),
+        "single": ("Cal,{v}", 1413.0),
+        "low": ("Cal,low,{v}", 12880.0),
+        "high": ("Cal,high,{v}", 80000.0),
+    },
+    "DO": {"atm": ("Cal", None), "zero": ("Cal,0", None)},
+    "ORP": {"single": ("Cal,{v}", 225.0)},
+    "RTD": {"single": ("Cal,{v}", 100.0)},
+}
+CLEAR = ("Cal,clear", None)
 #: The RTD circuit's reading when no probe is attached: a quality, not a value.
 RTD_NO_PROBE = -1023.0
 #: EC circuit outputs, always reported in this order when enabled.
@@ -215,10 +237,11 @@ def parse_number(text: str, what: str) -> float:
 
 
 def reading_value(reply: Reply, circuit: str) -> float:
-    """The measured value in a reading reply from a ``circuit`` (pH, EC, RTD).
+    """The measured value in a reading reply from a ``circuit`` (pH, EC, RTD, DO, ORP).
 
     EC replies list the enabled outputs in the order EC, TDS, S, SG; the gateway
-    keeps EC enabled, so the first field is conductivity in uS/cm.
+    keeps EC enabled, so the first field is conductivity in uS/cm. DO replies list
+    mg/L then % saturation; ORP is mV and may be negative.
     """
     fields = reply.data().fields
     value = parse_number(fields[0], f"{circuit} reading")
@@ -233,3 +256,55 @@ def circuit_type(reply: Reply) -> tuple[str, str]:
     if len(fields) < 2:
         raise ProtocolError(f"malformed device information: {fields!r}")
     return fields[0], fields[1]
+
+
+def calibration_command(circuit: str, point: str, value: float | None) -> str:
+    """The ``Cal`` command for one point of a circuit (``pH``, ``mid``, 7.0 -> ``Cal,mid,7.00``).
+
+    ``value`` None takes the point's standard value. Raises ValueError naming the points
+    the circuit takes when it takes no such point.
+    """
+    points = {**CAL_POINTS.get(circuit, {}), "clear": CLEAR}
+    if point not in points:
+        raise ValueError(
+            f"an EZO {circuit} circuit takes no {point!r} point: one of {', '.join(points)}"
+        )
+    template, standard = points[point]
+    if "{v}" not in template:
+        return template
+    number = standard if value is None else value
+    if number is None or not math.isfinite(number):
+        raise ValueError(f"point {point!r} needs a finite value")
+    return template.format(v=f"{number:.2f}")
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """What a circuit says of its calibration: ``?Cal,n`` and, on pH, ``?Slope,acid,base,mV``."""
+
+    points: int
+    slope: tuple[float, float, float] | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        slope = None
+        if self.slope is not None:
+            acid, base, offset = self.slope
+            slope = {"acid": acid, "base": base, "offset_mv": offset}
+        return {"points": self.points, "slope": slope}
+
+
+def calibration_points(reply: Reply) -> int:
+    """``?Cal,2`` -> 2."""
+    fields = reply.query("Cal").fields
+    if not fields or not fields[0].isdigit():
+        raise ProtocolError(f"malformed calibration state: {fields!r}")
+    return int(fields[0])
+
+
+def slope(reply: Reply) -> tuple[float, float, float]:
+    """``?Slope,99.7,100.3,-0.89`` -> (99.7, 100.3, -0.89)."""
+    fields = reply.query("Slope").fields
+    if len(fields) < 3:
+        raise ProtocolError(f"malformed slope: {fields!r}")
+    acid, base, offset = (parse_number(f, "slope") for f in fields[:3])
+    return acid, base, offset

@@ -7,7 +7,6 @@ probe is not -1023 degrees).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import re
@@ -17,14 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from drivers import ezo
-from drivers.errors import (
-    CircuitRebooted,
-    DriverError,
-    EzoUnknownCommand,
-    ModbusExceptionReply,
-    SettingError,
-)
+from drivers.errors import DriverError, ModbusExceptionReply, SettingError
 from drivers.modbus_pdu import (
     BIT_TYPES,
     READ_FUNCTIONS,
@@ -47,12 +39,8 @@ MEASUREMENTS = ("temperature", "ph", "conductivity", "water_level")
 #: Any measurement name (the contract's second wave): lower case, digits, '_', 1..32.
 MEASUREMENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 UNITS = {"temperature": "°C", "ph": "pH", "conductivity": "µS/cm", "water_level": "m"}
-#: The EZO circuit that measures each measurement (none measures water level).
+#: The EZO circuit a seed measurement expects when its sensor names no ``circuit``.
 EZO_CIRCUITS = {"ph": "pH", "conductivity": "EC", "temperature": "RTD"}
-#: Settings each circuit gets at start besides ``*OK,1`` and ``C,0``: EC on, RTD in Celsius.
-SETUP = {"EC": ("O,EC,1",), "RTD": ("S,c",)}
-#: How often a compensated circuit looks for the first temperature at start (s).
-TEMPERATURE_POLL = 0.02
 
 
 class Quality(StrEnum):
@@ -290,150 +278,3 @@ class ModbusBus:
     def _failed(self, index: int, quality: Quality, detail: str) -> Reading:
         point = self.points[index]
         return Reading(point.measurement, None, quality, self._wall(), self.line.name, detail)
-
-
-# Atlas Scientific EZO --------------------------------------------------------
-
-
-class EzoSensor:
-    """One EZO circuit on its own UART (pH, EC or RTD).
-
-    Before the first reading, and again whenever the port was reopened or the
-    circuit announced a restart, it turns continuous mode off, checks with
-    ``i`` that the circuit on the port is the one configured and enables the
-    outputs it needs, all in one write. After a restart or a reopened port the
-    first reading is thrown away. At start a compensated circuit (pH, EC) may wait,
-    at most ``temperature_wait`` s, for the first temperature, so that its first
-    reading is already compensated.
-    """
-
-    #: What a caller that knows a temperature is coming may give as ``temperature_wait``:
-    #: the RTD's reading time, plus its bus's timeout.
-    RTD_READ_TIME = ezo.READ_TIME["RTD"]
-
-    def __init__(
-        self,
-        line: SerialLine,
-        measurement: str,
-        *,
-        scale: float = 1.0,
-        offset: float = 0.0,
-        temperature: Callable[[], float | None] | None = None,
-        read_time: float | None = None,
-        command_time: float = ezo.COMMAND_TIME,
-        temperature_wait: float = 0.0,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        _check_measurement(measurement)
-        if measurement not in EZO_CIRCUITS:
-            raise SettingError(f"no EZO circuit measures {measurement}")
-        self.line = line
-        self.measurement = measurement
-        self.circuit = EZO_CIRCUITS[measurement]
-        self.scale, self.offset = scale, offset
-        self.temperature = temperature if self.circuit != "RTD" else None
-        self.read_time = ezo.READ_TIME[self.circuit] if read_time is None else read_time
-        self.command_time = command_time
-        self.firmware: str | None = None
-        self._wall = wall_clock
-        self._ready_generation = 0
-        self._restarted: str | None = None
-        self._rt_supported = True
-        #: At start, how long a compensated circuit waits for the first temperature (0: not
-        #: at all). Worth it only where some bus reads temperature: its owner knows that.
-        self.temperature_wait = temperature_wait
-        self._compensated = False
-        line.on_stale = self._unsolicited
-
-    async def read(self) -> list[Reading]:
-        try:
-            await self.line.ensure_open()
-            value: float | None = None
-            if self._restarted or self._ready_generation != self.line.generation:
-                value = await self._initialise()
-            if value is None:
-                value = await self._read_value()
-            if self._restarted:  # announced while this reading was taken: not trusted
-                raise CircuitRebooted(self._restarted)
-        except CircuitRebooted as exc:
-            log.warning("%s: %s; re-initialising", self.line.name, exc)
-            self._restarted = exc.status
-            return [self._failed(Quality.DEVICE_ERROR, str(exc))]
-        except DriverError as exc:
-            return [self._failed(Quality.of(exc), str(exc))]
-        return [Reading(self.measurement, value, Quality.GOOD, self._wall(), self.line.name)]
-
-    def _unsolicited(self, data: bytes) -> None:
-        for code in ezo.RESTART_CODES:
-            if code.encode() + ezo.CR in data:
-                self._restarted = code
-
-    async def command(self, text: str, wait: float | None = None) -> ezo.Reply:
-        """Send one command and return its reply (for setters, queries, calibration)."""
-        timeout = (self.command_time if wait is None else wait) + self.line.timeout
-        return await self.line.request(
-            ezo.encode_command(text), lambda: ezo.Transaction(text), timeout=timeout
-        )
-
-    async def _initialise(self) -> float | None:
-        """Settings and the identity check in one write; the first value when it can be had.
-
-        The reading rides in the same write when no compensated one is to follow
-        (an RTD, or no temperature to be had). After an announced restart or a
-        reopened port that reading is thrown away instead.
-        """
-        discard = self._restarted is not None or self.line.generation > 1
-        self._restarted = None
-        commands = ["*OK,1", "C,0", "i", *SETUP.get(self.circuit, ())]
-        # A compensated reading follows unless no temperature is to be had: then the
-        # reading rides in this write.
-        compensates = self.temperature is not None and (
-            self.temperature_wait > 0 or self.temperature() is not None
-        )
-        reads = discard or not compensates
-        wait = self.command_time * len(commands) + (self.read_time if reads else 0.0)
-        batch = [*commands, "R"] if reads else commands
-        replies = await self.line.request(
-            b"".join(ezo.encode_command(c) for c in batch),
-            lambda: ezo.Batch(batch),
-            timeout=wait + self.line.timeout,
-        )
-        kind, self.firmware = ezo.circuit_type(replies[2])
-        if kind.upper() != self.circuit.upper():
-            raise SettingError(
-                f"{self.line.port} has an EZO {kind} circuit, configured for {self.measurement}"
-            )
-        self._ready_generation = self.line.generation
-        log.info("%s: EZO %s %s ready", self.line.name, kind, self.firmware)
-        if not reads or discard:
-            return None
-        return _scaled(ezo.reading_value(replies[-1], self.circuit), self.scale, self.offset)
-
-    async def _temperature(self) -> float | None:
-        """A fresh temperature; at start, waits (bounded) for the first one to be read."""
-        assert self.temperature is not None
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + (0.0 if self._compensated else self.temperature_wait)
-        # The temperature is a plain getter (the service's latest readings): nothing to await.
-        while (temperature := self.temperature()) is None and loop.time() < give_up:  # noqa: ASYNC110
-            await asyncio.sleep(TEMPERATURE_POLL)
-        self._compensated = True
-        return temperature
-
-    async def _read_value(self) -> float:
-        temperature = await self._temperature() if self.temperature else None
-        if temperature is None:
-            reply = await self.command("R", self.read_time)
-        elif self._rt_supported:
-            try:
-                reply = await self.command(f"RT,{temperature:.2f}", self.read_time)
-            except EzoUnknownCommand:
-                self._rt_supported = False  # older firmware: set T, then read
-                return await self._read_value()
-        else:
-            await self.command(f"T,{temperature:.2f}")
-            reply = await self.command("R", self.read_time)
-        return _scaled(ezo.reading_value(reply, self.circuit), self.scale, self.offset)
-
-    def _failed(self, quality: Quality, detail: str) -> Reading:
-        return Reading(self.measurement, None, quality, self._wall(), self.line.name, detail)

@@ -11,7 +11,9 @@ de-escalates or clears, keeping its id, only once the reading is back inside
 the bound by more than ``hysteresis``. A measurement with no good reading for
 ``stale_after`` seconds raises a warning "offline" alert, cleared by the next
 good reading. Readings of bad quality are not values: they neither count
-toward a raise nor clear anything.
+toward a raise nor clear anything. A probe past its calibration date raises an
+info "calibration" alert, beside any other of its measurement, cleared by the
+next calibration (:meth:`AlertEngine.calibration_due`).
 
 A dismissed alert whose condition still holds is latched: the engine raises
 nothing for that measurement at that severity or below until the reading has
@@ -79,7 +81,7 @@ class Rule:
 class Alert:
     id: str
     measurement: str
-    kind: Literal["threshold", "offline"]
+    kind: Literal["threshold", "offline", "calibration"]
     direction: Direction | None
     severity: Severity
     state: Literal["active", "dismissed", "cleared"]
@@ -138,11 +140,16 @@ class AlertEngine:
         """``rules`` per watched measurement; ``now`` (monotonic) starts every stale clock."""
         self._new_id = new_id
         self._tracks = {m: _Track(rule, now) for m, rule in rules.items()}
+        self._due: dict[str, float] = {}  # measurement -> wall time its calibration is due
+        self._calibration: dict[str, Alert] = {}  # active "calibration" alerts
+        self._quiet: dict[str, float] = {}  # dismissed: not again until the due date moves
 
     def restore(self, alerts: Iterable[Alert], latches: Iterable[Latch]) -> None:
         """Put back what the store held at start (before any reading)."""
         for alert in alerts:
-            if alert.measurement in self._tracks and alert.state == "active":
+            if alert.kind == "calibration" and alert.state == "active":
+                self._calibration[alert.measurement] = alert
+            elif alert.measurement in self._tracks and alert.state == "active":
                 self._tracks[alert.measurement].alert = alert
         for latch in latches:
             if latch.measurement in self._tracks:
@@ -153,6 +160,7 @@ class AlertEngine:
     def active(self) -> list[Alert]:
         """Active alerts, newest first."""
         alerts = [t.alert for t in self._tracks.values() if t.alert is not None]
+        alerts += self._calibration.values()
         return sorted(alerts, key=lambda a: (a.raised_at, a.id), reverse=True)
 
     def summary(self) -> dict[str, int]:
@@ -213,10 +221,45 @@ class AlertEngine:
                     None, None, now.wall, now.wall,
                 )  # fmt: skip
                 changes.append(Change("raised", track.alert, now.wall))
+        return changes + self._check_calibration(now)
+
+    def calibration_due(self, measurement: str, due: float | None, now: Now) -> list[Change]:
+        """The probe of ``measurement`` wants calibrating at ``due`` (wall clock; None:
+        never). A due date in the future clears its "calibration" alert."""
+        if due is None:
+            self._due.pop(measurement, None)
+        else:
+            self._due[measurement] = due
+        alert = self._calibration.get(measurement)
+        if alert is None or (due is not None and now.wall >= due):
+            return self._check_calibration(now)  # due already: raised at once
+        del self._calibration[measurement]
+        done = dataclasses.replace(alert, state="cleared", updated_at=now.wall)
+        return [Change("cleared", done, now.wall)]
+
+    def _check_calibration(self, now: Now) -> list[Change]:
+        changes = []
+        for measurement, due in self._due.items():
+            quiet = self._quiet.get(measurement) == due
+            if now.wall >= due and measurement not in self._calibration and not quiet:
+                alert = Alert(
+                    self._new_id(), measurement, "calibration", None, "info", "active",
+                    None, None, now.wall, now.wall,
+                )  # fmt: skip
+                self._calibration[measurement] = alert
+                changes.append(Change("raised", alert, now.wall))
         return changes
 
     def dismiss(self, alert_id: str, now: Now, by: str | None = None) -> Change | None:
         """An operator closed the alert: it is latched while its condition holds."""
+        for measurement, due_alert in list(self._calibration.items()):
+            if due_alert.id == alert_id:  # quiet until the next calibration moves the date
+                del self._calibration[measurement]
+                self._quiet[measurement] = self._due.get(measurement, now.wall)
+                done = dataclasses.replace(
+                    due_alert, state="dismissed", updated_at=now.wall, dismissed_by=by
+                )
+                return Change("dismissed", done, now.wall)
         for track in self._tracks.values():
             alert = track.alert
             if alert is None or alert.id != alert_id:

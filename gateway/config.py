@@ -47,14 +47,17 @@ from drivers import errors as driver_errors
 from drivers.errors import GatewayError
 from drivers.modbus_pdu import BIT_TYPES
 from drivers.modbus_tcp import DEFAULT_PORT as MODBUS_TCP_PORT
-from drivers.sensors import EZO_CIRCUITS, MEASUREMENT_NAME, MEASUREMENTS, ModbusPoint
+from drivers.sensors import MEASUREMENT_NAME, MEASUREMENTS, ModbusPoint
 from drivers.tcp_line import parse_address
 
-Measurement = Literal["temperature", "ph", "conductivity", "water_level"]
 ENV_PREFIX = "GATEWAY_"
 DEFAULT_NAME = "default.toml (embedded)"
 #: Sensor keys that mean something only on a modbus-rtu bus.
 MODBUS_KEYS = ("unit", "register", "register_type", "data_type", "word_order", "byte_order")
+#: Sensor keys that mean something only on an ezo bus.
+EZO_KEYS = ("circuit",)
+#: ``circuit = ...`` of an EZO sensor: the circuit types ``i`` answers, in lower case.
+Circuit = Literal["ph", "ec", "rtd", "do", "orp"]
 #: Sensor keys that describe a register layout: not for coils and discrete inputs.
 LAYOUT_KEYS = ("data_type", "word_order", "byte_order")
 MODBUS_PROTOCOLS = ("modbus-rtu", "modbus-tcp")
@@ -210,10 +213,12 @@ class SensorConfig(_Model):
     data_type: Literal["int16", "uint16", "int32", "uint32", "float32"] = "float32"
     word_order: Literal["big", "little"] = "big"
     byte_order: Literal["big", "little"] = "big"
+    #: ezo only: the circuit on the port (checked against its ``i``); None: whatever ``i`` says.
+    circuit: Circuit | None = None
 
     def modbus_point(self) -> ModbusPoint:
         """The driver's point for this sensor on a Modbus bus (may raise its ConfigError)."""
-        return ModbusPoint(**self.model_dump())  # the same keys, by design
+        return ModbusPoint(**self.model_dump(exclude={"circuit"}))  # the same keys, by design
 
 
 class BusConfig(_Model):
@@ -252,7 +257,11 @@ class BusConfig(_Model):
             if self.protocol == "ezo":
                 for key in MODBUS_KEYS:
                     sensor.pop(key, None)
-            elif sensor.get("register_type") in BIT_TYPES:
+                if sensor.get("circuit") is None:
+                    sensor.pop("circuit", None)
+                continue
+            sensor.pop("circuit", None)
+            if sensor.get("register_type") in BIT_TYPES:
                 for key in LAYOUT_KEYS:
                     sensor.pop(key, None)
         return data
@@ -279,9 +288,6 @@ def _ezo_problems(sensors: Sequence[SensorConfig]) -> Iterator[Problem]:
             "give each circuit its own [[buses]]",
         )
     for i, sensor in enumerate(sensors):
-        if sensor.measurement not in EZO_CIRCUITS:
-            where = ("sensors", i, "measurement")
-            yield where, f"no EZO circuit measures {sensor.measurement}; read it over modbus-rtu"
         for key in MODBUS_KEYS:
             if key in sensor.model_fields_set:
                 yield ("sensors", i, key), "only for Modbus buses (modbus-rtu, modbus-tcp)"
@@ -291,6 +297,9 @@ def _modbus_problems(sensors: Sequence[SensorConfig]) -> Iterator[Problem]:
     """Check each point as the driver will, then that no two share a register."""
     points: list[tuple[int, ModbusPoint]] = []
     for i, sensor in enumerate(sensors):
+        for key in EZO_KEYS:
+            if key in sensor.model_fields_set:
+                yield ("sensors", i, key), "only for ezo buses"
         if sensor.register_type in BIT_TYPES:
             for key in LAYOUT_KEYS:
                 if key in sensor.model_fields_set:
@@ -341,6 +350,16 @@ class ThresholdConfig(_Model):
                 problems.append(((name,), f"must be {relation} {low_name} ({low}), got {value}"))
         _raise_problems(problems)
         return self
+
+
+class MeasurementConfig(_Model):
+    """``[measurements.<name>]``: how a measurement is shown, and how often its probe
+    wants calibrating."""
+
+    label: str = ""  # empty: the dashboard's own name for the seed's four, else the key
+    unit: str = ""  # empty: the seed's unit, or the EZO circuit's
+    decimals: int | None = Field(default=None, ge=0, le=6)  # None: the seed's, else 2
+    calibration_due_days: float | None = Field(default=None, gt=0)  # None: never due
 
 
 NotifyEvent = Literal["raised", "escalated", "deescalated", "dismissed", "cleared", "offline"]
@@ -402,7 +421,8 @@ class Config(BaseSettings):
     relay: RelayConfig = Field(default_factory=RelayConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     buses: list[BusConfig] = []
-    thresholds: dict[Measurement, ThresholdConfig] = {}
+    measurements: dict[MeasurementName, MeasurementConfig] = {}
+    thresholds: dict[MeasurementName, ThresholdConfig] = {}
     notify: list[NotifyTarget] = []
 
     @classmethod
@@ -425,6 +445,20 @@ class Config(BaseSettings):
         """Runs once every bus is valid on its own, whatever else is wrong."""
         _raise_problems(list(_shared_problems(buses)))
         return buses
+
+    @model_validator(mode="after")
+    def _check_tables(self) -> Self:
+        """A table for a name no bus reads is a typo; the seed's four may wait for a bus."""
+        read = [s.measurement for bus in self.buses for s in bus.sensors]
+        problems: list[Problem] = []
+        for section in ("measurements", "thresholds"):
+            for name in getattr(self, section):
+                if name not in read and name not in MEASUREMENTS:
+                    known = list(dict.fromkeys([*read, *MEASUREMENTS]))
+                    message = _unknown(f"no bus reads {name!r}", name, known)
+                    problems.append(((section, name), message))
+        _raise_problems(problems)
+        return self
 
     @field_validator("notify")
     @classmethod
@@ -606,7 +640,7 @@ def _message(error: ErrorDetails, loc: tuple[str | int, ...], owner: type[BaseMo
     if kind == "extra_forbidden":
         return _unknown("unknown key", str(key), list(owner.model_fields) if owner else [])
     if "[key]" in error["loc"]:
-        return _unknown("not a measurement", str(key), list(MEASUREMENTS))
+        return f"not a measurement name: {error['msg']}, got {key!r}"
     if kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
         message = _range(error, owner, str(key))
     elif kind in _PLAIN:

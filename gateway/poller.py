@@ -8,10 +8,11 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from drivers.ezo_sensor import EzoSensor
 from drivers.modbus_rtu import RtuFraming
 from drivers.modbus_tcp import DEFAULT_PORT as MODBUS_TCP_PORT
 from drivers.modbus_tcp import TcpFraming
-from drivers.sensors import EzoSensor, ModbusBus, Reading
+from drivers.sensors import ModbusBus, Reading
 from drivers.serial_line import SerialLine
 from drivers.tcp_line import TcpLine
 from gateway.config import BusConfig
@@ -44,10 +45,14 @@ class BusPoller:
         *,
         port: str | None = None,
         temperature: Callable[[], float | None] | None = None,
+        conductivity: Callable[[], float | None] | None = None,
         temperature_wait: float = 0.0,
     ) -> None:
-        """``temperature_wait``: how long an EZO pH or EC circuit waits at start for the first
-        temperature (give ``temperature_wait_for(config)`` where another bus reads one)."""
+        """``temperature`` and ``conductivity`` give fresh values to compensate EZO
+        readings with (pH, EC and DO by temperature; DO by salinity too).
+        ``temperature_wait``: how long a compensated EZO circuit waits at start for the
+        first temperature (give ``temperature_wait_for(config)`` where another bus reads
+        one)."""
         self.config = config
         self.name = config.name
         self.sinks = list(sinks)
@@ -64,9 +69,11 @@ class BusPoller:
             self.driver = EzoSensor(
                 self.line,
                 sensor.measurement,
+                circuit=sensor.circuit,
                 scale=sensor.scale,
                 offset=sensor.offset,
                 temperature=temperature,
+                conductivity=conductivity,
                 temperature_wait=temperature_wait,
             )
         self.polls = 0

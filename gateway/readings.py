@@ -38,7 +38,10 @@ class LatestReadings:
         self._stale_after = stale_after
         self._default = default_stale_after
         self._clock = clock
-        self._states = {m: MeasurementState() for m in measurements}
+        # The seed's four are always reported (null when no bus reads them); the
+        # measurements with a stale_after are the watched ones, whatever their names.
+        self._watched = tuple(stale_after) or tuple(measurements)
+        self._states = {m: MeasurementState() for m in (*measurements, *self._watched)}
         self.started_at = clock()
 
     def record(self, reading: Reading) -> None:
@@ -74,10 +77,10 @@ class LatestReadings:
         return data
 
     def offline(self) -> list[str]:
-        """Measurements without a fresh good reading (after a start-up grace period)."""
+        """Watched measurements without a fresh good reading (after a start-up grace period)."""
         return [
             m
-            for m in self._states
+            for m in self._watched
             if self.value(m) is None and self._clock() - self.started_at > self.stale_after(m)
         ]
 

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from drivers.sensors import MEASUREMENTS, UNITS
+from drivers.sensors import MEASUREMENTS
 from gateway import params
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
 from gateway.notify.api import notify_status
 from gateway.pages import add_pages
+from gateway.probes import layout
+from gateway.probes.api import calibrate, list_probes, probes_context
 from gateway.rest import json_error, serving_app, unprocessable
 from gateway.service import Gateway
 
@@ -96,6 +98,7 @@ def build_app(
                 await rig.stop()
 
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(probes_context(gateway))  # after the gateway has started
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     add_pages(app, home="dashboard", static=False)  # /overview and /site
@@ -103,6 +106,8 @@ def build_app(
     app.router.add_get("/api/alerts/history", alert_history)
     app.router.add_get("/api/sensors/history", sensor_history)
     app.router.add_get("/api/notify", notify_status(gateway.notifier))
+    app.router.add_get("/api/probes", list_probes)
+    app.router.add_post("/api/probes/{measurement}/calibrate", calibrate)
     return app
 
 
@@ -112,14 +117,13 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def info(request: web.Request) -> web.Response:
-    """What a dashboard needs to lay itself out: the site, its measurements, units, bounds."""
+    """What a dashboard needs to lay itself out: the site, every configured measurement
+    (labels, units, decimals, EZO circuits), bounds."""
     config = request.app[GATEWAY].config
-    watched = [s.measurement for bus in config.buses for s in bus.sensors]
     return web.json_response(
         {
             "reservoir_id": config.reservoir_id,
-            "measurements": [m for m in MEASUREMENTS if m in watched],
-            "units": {m: UNITS[m] for m in MEASUREMENTS},
+            **layout(config),
             "thresholds": {
                 m: t.model_dump(exclude_none=True) for m, t in config.thresholds.items()
             },

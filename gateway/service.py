@@ -119,6 +119,7 @@ class Gateway:
             [self.on_reading],
             port=self._ports.get(bus.port),
             temperature=self.temperature,
+            conductivity=partial(self.readings.value, "conductivity"),
             temperature_wait=temperature_wait_for(self.config.buses),
         )
 

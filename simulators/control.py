@@ -24,6 +24,9 @@ class SimulatorCommand(BaseModel):
 
     value: float | None = None
     fault: Literal["timeout", "crc", "garbage", "unplug"] | None = None
+    #: An EZO circuit's probe, aged: {"offset_mv": 12, "acid": 95} (pH), {"sensitivity": 0.9}
+    #: (EC, DO), {"offset": 8} (ORP, RTD). Its reading drifts until it is calibrated.
+    probe: dict[str, float] | None = None
 
     @field_validator("value")
     @classmethod
@@ -31,6 +34,13 @@ class SimulatorCommand(BaseModel):
         if value is not None and not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
+
+    @field_validator("probe")
+    @classmethod
+    def _finite_probe(cls, probe: dict[str, float] | None) -> dict[str, float] | None:
+        if probe is not None and not all(math.isfinite(v) for v in probe.values()):
+            raise ValueError("every value must be a finite number")
+        return probe
 
 
 def _error(status: int, code: str, detail: str) -> web.Response:
@@ -50,16 +60,20 @@ async def put_simulator(request: web.Request) -> web.Response:
         )
         return _error(422, "invalid_body", problems)
     if not command.model_fields_set:
-        return _error(422, "invalid_body", 'expected "value" and/or "fault"')
+        return _error(422, "invalid_body", 'expected "value", "fault" and/or "probe"')
     if "value" in command.model_fields_set:
         if command.value is None or target not in PRIMARY:
             return _error(422, "invalid_body", "value: set a number on a measurement")
         rig.set_value(target, command.value)
-    if "fault" in command.model_fields_set:
-        try:
+    try:
+        if command.probe is not None:
+            rig.set_probe(target, command.probe)
+        if "fault" in command.model_fields_set:
             rig.set_fault(target, command.fault)
-        except UnknownTarget:  # pragma: no cover - checked above
-            return _error(404, "unknown_target", target)
+    except UnknownTarget:  # pragma: no cover - checked above
+        return _error(404, "unknown_target", target)
+    except ValueError as exc:  # a fault the device cannot have, a probe it has not
+        return _error(422, "invalid_body", str(exc))
     body: dict[str, object] = {"target": target, **command.model_dump(exclude_unset=True)}
     return web.json_response(body)
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from drivers.modbus_pdu import (
 )
 from drivers.modbus_rtu import RequestDecoder, frame
 from drivers.sensors import ModbusPoint
+from simulators.ezo_cal import model_for, oxygen_saturation
 from simulators.pty import VirtualPort
 from simulators.tcp_port import TcpPort
 from simulators.world import FAULTS, Signal, World
@@ -137,7 +139,15 @@ def corrupt(data: bytes, index: int) -> bytes:
 
 # EZO -------------------------------------------------------------------------
 
-EZO_MEASUREMENT = {"pH": "ph", "EC": "conductivity", "RTD": "temperature"}
+EZO_MEASUREMENT = {
+    "pH": "ph",
+    "EC": "conductivity",
+    "RTD": "temperature",
+    "DO": "dissolved_oxygen",
+    "ORP": "orp",
+}
+#: Circuits that take a water temperature (``T``, ``RT``) to compensate their readings.
+COMPENSATED = ("pH", "EC", "DO")
 #: Stands in a reply for the value line, measured when the reply goes out.
 READING = "<reading>"
 
@@ -173,6 +183,10 @@ class EzoDevice(Device):
         self._splitter = ezo.LineSplitter()
         self._continuous_task: asyncio.Task[None] | None = None
         self.compensation = 25.0
+        self.salinity = 0.0  # DO: uS/cm of the water, as the gateway said (S,<n>)
+        #: The probe and the calibration the circuit applies (Cal commands change it).
+        self.model = model_for(circuit)
+        ensure_signals(world, (self.measurement,))
         self._reset_settings()
 
     @property
@@ -184,6 +198,7 @@ class EzoDevice(Device):
         self.ok_enabled = True
         self.asleep = False
         self.outputs = dict.fromkeys(ezo.EC_OUTPUTS, True)
+        self.do_outputs = {"MG": True, "%": False}
         self.temperature_unit = "c"
 
     async def start(self) -> None:
@@ -244,12 +259,12 @@ class EzoDevice(Device):
         quick = ezo.COMMAND_TIME
         if cmd == "R" and not arg:
             return ezo.READ_TIME[self.circuit], [READING, "*OK"]
-        if cmd == "RT" and self.circuit != "RTD":
+        if cmd == "RT" and self.circuit in COMPENSATED:
             if (t := _number(arg)) is None:
                 return quick, ["*ER"]
             self.compensation = t
             return ezo.READ_TIME[self.circuit], [READING, "*OK"]
-        if cmd == "T" and self.circuit != "RTD":
+        if cmd == "T" and self.circuit in COMPENSATED:
             if arg == "?":
                 return quick, [f"?T,{self.compensation:.2f}", "*OK"]
             if (t := _number(arg)) is None:
@@ -270,12 +285,18 @@ class EzoDevice(Device):
             return quick, [f"?I,{self.circuit},{self.firmware}", "*OK"]
         if cmd == "STATUS":
             return quick, ["?Status,P,5.038", "*OK"]
-        if cmd == "CAL" and arg == "?":
-            return quick, ["?Cal,2", "*OK"]
-        if cmd == "SLOPE" and arg == "?" and self.circuit == "pH":
-            return quick, ["?Slope,99.7,100.3,-0.89", "*OK"]
+        if cmd == "CAL":
+            if arg == "?":
+                return quick, [f"?Cal,{self.model.points}", "*OK"]
+            return ezo.CAL_TIME, ["*OK" if self.model.command(arg) else "*ER"]
+        if cmd == "SLOPE" and arg == "?" and (slope := self.model.slope()):
+            return quick, [slope, "*OK"]
         if cmd == "O" and self.circuit == "EC":
             return quick, self._output(arg)
+        if cmd == "O" and self.circuit == "DO":
+            return quick, self._do_output(arg)
+        if cmd == "S" and self.circuit == "DO":
+            return quick, self._salinity(arg)
         if cmd == "S" and self.circuit == "RTD":
             if arg == "?":
                 return quick, [f"?S,{self.temperature_unit}", "*OK"]
@@ -300,10 +321,32 @@ class EzoDevice(Device):
         self.outputs[param.upper()] = state == "1"
         return ["*OK"]
 
+    def _do_output(self, arg: str) -> list[str]:
+        param, _, state = arg.partition(",")
+        if param.upper() not in self.do_outputs or state not in ("0", "1"):
+            return ["*ER"]
+        self.do_outputs[param.upper()] = state == "1"
+        return ["*OK"]
+
+    def _salinity(self, arg: str) -> list[str]:
+        if arg == "?":
+            return [f"?S,{self.salinity:.1f},uS", "*OK"]
+        value, _, unit = arg.partition(",")
+        number = _number(value)
+        if number is None or number < 0 or unit.lower() not in ("", "ppt"):
+            return ["*ER"]
+        self.salinity = number / 0.00064 if unit else number
+        return ["*OK"]
+
     def _reading_line(self) -> bytes:
-        value = self.world.value(self.measurement, self.clock())
+        now = self.clock()
+        value = self.model.reading(self.world.value(self.measurement, now))
         if self.circuit == "pH":
             return f"{value:.3f}".encode()
+        if self.circuit == "ORP":
+            return f"{value:.1f}".encode()
+        if self.circuit == "DO":
+            return self._oxygen_line(value, now)
         if self.circuit == "RTD":
             if self.temperature_unit == "k":
                 value += 273.15
@@ -315,12 +358,24 @@ class EzoDevice(Device):
         fields["SG"] = f"{1.0 + value * 0.0000008:.3f}"
         return ",".join(fields[name] for name in ezo.EC_OUTPUTS if self.outputs[name]).encode()
 
+    def _oxygen_line(self, value: float, now: float) -> bytes:
+        """The probe senses oxygen's partial pressure; the circuit turns it into mg/L with
+        the temperature and salinity it was told: right only when they are the water's."""
+        actual = oxygen_saturation(
+            self.world.value("temperature", now), self.world.value("conductivity", now)
+        )
+        told = oxygen_saturation(self.compensation, self.salinity)
+        mg = value * told / actual
+        fields = {"MG": f"{mg:.2f}", "%": f"{100 * value / actual:.1f}"}
+        return ",".join(v for k, v in fields.items() if self.do_outputs[k]).encode()
+
 
 def _number(text: str) -> float | None:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 # Modbus RTU --------------------------------------------------------------------
@@ -429,6 +484,9 @@ class ModbusBusDevice(Device):
 #: What the probes of the measurements beyond the seed's four see, by default:
 #: turbidity in NTU, a running pump (coil) and a float switch at rest (discrete input).
 EXTRA_SIGNALS: dict[str, tuple[float, float, float]] = {
+    "dissolved_oxygen": (8.6, 0.5, 0.02),  # mg/L
+    "orp": (245.0, 15.0, 0.5),  # mV
+    "level_downstream": (3.4, 0.2, 0.002),  # m, below the dam
     "turbidity": (1.8, 0.4, 0.01),
     "pump": (1.0, 0.0, 0.0),
     "float_switch": (0.0, 0.0, 0.0),

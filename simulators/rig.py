@@ -1,5 +1,11 @@
 """The bench rig: the simulated devices of one reservoir, on virtual ports.
 
+Five EZO circuits (pH, EC, RTD, DO, ORP) on ptys, an RS-485 line with two
+Modbus units, and a Modbus TCP device (a turbidity transmitter, a pump coil and
+a float switch) on a 127.0.0.1 socket. The default configuration reads the
+seed's four; a site configuration may read any of them (``sim://ezo-do``,
+``sim://modbus-tcp``...).
+
 Faults and values are addressed by measurement (``ph``) or by device name
 (``ezo-ph``, ``modbus``, ``modbus-2``). A measurement names the device the
 default configuration reads it from; a Modbus unit name (``modbus-<unit>``)
@@ -10,6 +16,7 @@ every unit behind it) off the bus.
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +24,7 @@ from pathlib import Path
 from drivers.errors import GatewayError
 from drivers.sensors import ModbusPoint
 from simulators.devices import Device, EzoDevice, ModbusBusDevice, SimUnit
+from simulators.modbus_tcp import ModbusTcpDevice, default_tcp_units
 from simulators.world import FAULTS, World
 
 #: measurement -> (device name, Modbus unit or None)
@@ -25,12 +33,20 @@ PRIMARY = {
     "conductivity": ("ezo-ec", None),
     "temperature": ("ezo-rtd", None),
     "water_level": ("modbus", 1),
+    "dissolved_oxygen": ("ezo-do", None),
+    "orp": ("ezo-orp", None),
+    "turbidity": ("modbus-tcp", 1),
+    "pump": ("modbus-tcp", 2),
+    "float_switch": ("modbus-tcp", 2),
+    "level_downstream": ("modbus", 3),
 }
 #: Stable link names, shaped like the kernel's /dev/serial/by-id entries.
 LINK_NAMES = {
     "ezo-ph": "usb-Atlas_Scientific_EZO-pH_SIM0001-if00-port0",
     "ezo-ec": "usb-Atlas_Scientific_EZO-EC_SIM0002-if00-port0",
     "ezo-rtd": "usb-Atlas_Scientific_EZO-RTD_SIM0003-if00-port0",
+    "ezo-do": "usb-Atlas_Scientific_EZO-DO_SIM0005-if00-port0",
+    "ezo-orp": "usb-Atlas_Scientific_EZO-ORP_SIM0006-if00-port0",
     "modbus": "usb-FTDI_USB-RS485_Cable_SIM0004-if00-port0",
 }
 
@@ -57,7 +73,13 @@ class Rig:
         def link(name: str) -> Path | None:
             return link_dir / LINK_NAMES[name] if link_dir else None
 
-        ezos = [("ezo-ph", "pH"), ("ezo-ec", "EC"), ("ezo-rtd", "RTD")]
+        ezos = [
+            ("ezo-ph", "pH"),
+            ("ezo-ec", "EC"),
+            ("ezo-rtd", "RTD"),
+            ("ezo-do", "DO"),
+            ("ezo-orp", "ORP"),
+        ]
         self.devices: dict[str, Device] = {
             name: EzoDevice(
                 name,
@@ -78,6 +100,11 @@ class Rig:
             time_scale=time_scale,
             clock=clock,
         )
+        plc = ModbusTcpDevice(
+            "modbus-tcp", self.world, default_tcp_units(), time_scale=time_scale, clock=clock
+        )
+        plc.tcp.tcp_port = _free_port()  # its address is known before it starts listening
+        self.devices["modbus-tcp"] = plc
 
     @property
     def modbus(self) -> ModbusBusDevice:
@@ -121,8 +148,17 @@ class Rig:
                 for sim_unit in device.units.values():
                     sim_unit.fault = None
             return
-        assert isinstance(device, ModbusBusDevice)
+        assert isinstance(device, ModbusBusDevice | ModbusTcpDevice)
         device.units[unit].fault = fault
+
+    def set_probe(self, target: str, changes: dict[str, float]) -> None:
+        """Age the probe of an EZO circuit (a measurement or a device name): its reading
+        drifts until it is calibrated again. Raises ValueError naming what is wrong."""
+        name, _ = self._resolve(target)
+        device = self.devices[name]
+        if not isinstance(device, EzoDevice):
+            raise ValueError(f"probe: {target} is not an EZO circuit")
+        device.model.set_probe(**changes)
 
     def _resolve(self, target: str) -> tuple[str, int | None]:
         if target in PRIMARY:
@@ -148,9 +184,17 @@ class Rig:
         return [device.describe() for device in self.devices.values()]
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def default_units() -> list[SimUnit]:
-    """A level transmitter (float32 level + int16 temperature x0.1) and a
-    temperature transmitter (int16 x0.1), as found on reservoir RS-485 lines."""
+    """A level transmitter (float32 level + int16 temperature x0.1), a temperature
+    transmitter (int16 x0.1), and a level transmitter below the dam (float32), as
+    found on reservoir RS-485 lines."""
     return [
         SimUnit(
             1,
@@ -164,5 +208,10 @@ def default_units() -> list[SimUnit]:
             2,
             "temperature transmitter",
             [ModbusPoint("temperature", 2, 0, "input", "int16", scale=0.1)],
+        ),
+        SimUnit(
+            3,
+            "downstream level transmitter",
+            [ModbusPoint("level_downstream", 3, 0, data_type="float32")],
         ),
     ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 
-from drivers.sensors import EzoSensor
+from drivers.ezo_sensor import EzoSensor
 from drivers.serial_line import SerialLine
 from gateway.cli import main
 
@@ -38,7 +38,9 @@ async def test_simulate_prints_devices_serves_control_and_stops_cleanly(tmp_path
             assert raw, "simulate exited early"
             lines.append(raw.decode().strip())
         devices, control = lines[:-1], lines[-1].split()[-1]
-        assert [line.split()[0] for line in devices] == ["ezo-ph", "ezo-ec", "ezo-rtd", "modbus"]
+        assert [line.split()[0] for line in devices] == [
+            "ezo-ph", "ezo-ec", "ezo-rtd", "ezo-do", "ezo-orp", "modbus", "modbus-tcp",
+        ]  # fmt: skip
         ph_link = devices[0].split()[3]
         assert ph_link.startswith(str(tmp_path))
 

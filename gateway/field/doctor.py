@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from drivers import ezo
 from drivers.errors import DriverError
+from drivers.ezo_sensor import EZO_TYPES
 from drivers.sensors import EZO_CIRCUITS, ModbusBus, Quality
 from drivers.serial_line import SerialLine
 from gateway.config import BusConfig, Config, ConfigError, load_config
@@ -172,14 +173,14 @@ def _holders(port: str) -> list[str]:
 
 async def check_ezo(line: SerialLine, bus: BusConfig) -> list[Check]:
     [sensor] = bus.sensors
-    expected = EZO_CIRCUITS[sensor.measurement]
+    expected = EZO_TYPES[sensor.circuit] if sensor.circuit else EZO_CIRCUITS.get(sensor.measurement)
     what = f"bus {bus.name} EZO"
     try:
         kind, firmware = ezo.circuit_type(await _ezo(line, "i"))
     except DriverError as exc:
         hint = SCAN_HINT.format(port=line.port)
         return [Check("fail", what, f"no answer to `i` ({exc}); check TX/RX and UART mode; {hint}")]
-    if kind.upper() != expected.upper():
+    if expected is not None and kind.upper() != expected.upper():
         return [
             Check(
                 "fail",

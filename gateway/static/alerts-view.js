@@ -87,6 +87,7 @@ export class AlertsPanel {
   }
 
   _describe(alert) {
+    if (alert.kind === "calibration") return this.text.calibrationDue;
     if (alert.kind === "offline" || alert.value === null) return this.text.sensorOffline;
     const unit = this.units[alert.measurement] ?? "";
     const number = (v) => `${this.format.number(v, alert.measurement)}${unit && unit !== "pH" ? ` ${unit}` : ""}`;

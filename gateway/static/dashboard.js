@@ -12,7 +12,8 @@
  */
 
 import { AlertsPanel } from "./alerts-view.js";
-import { formatters } from "./format.js";
+import { mountCalibration } from "./calibration-view.js";
+import { DECIMALS, formatters } from "./format.js";
 import { GatewayClient, Status } from "./gateway-client.js";
 import { mountNotifyView } from "./notify-view.js";
 import { kindOf, mountBackLink, siteOf, withSite } from "./site-context.js";
@@ -202,6 +203,7 @@ class Dashboard {
       this.reservoir = info.reservoir_id;
       this.sensorIntervalMs = (info.sensor_interval ?? 10) * 1000;
       byId("reservoir").textContent = this.text.reservoir(info.reservoir_id);
+      Object.assign(DECIMALS, info.decimals ?? {});
       this.tiles.setInfo(info);
       this.alerts.units = { ...UNITS, ...info.units };
       this.updateTitle();
@@ -287,8 +289,9 @@ async function main() {
   const token = takeToken();
   const text = await loadLanguage(settings.lang);
   const dashboard = new Dashboard(text, settings, token);
-  dashboard.start();
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  dashboard.tiles.onCalibrate = mountCalibration(document.body, { text, headers });
+  dashboard.start();
   mountNotifyView(byId("notify"), { lang: text.locale.split("-")[0], headers });
 }
 

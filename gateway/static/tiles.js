@@ -14,7 +14,8 @@ import { Trend } from "./trend.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
-/** One tile per measurement, inside `container`. */
+/** One tile per measurement, inside `container`: the seed's four until `/api/info`
+ * says what this site reads, then one per configured measurement, in its order. */
 export class Tiles {
   /**
    * @param {HTMLElement} container
@@ -23,30 +24,51 @@ export class Tiles {
    * @param {{measurements: string[], units: Record<string, string>}} layout
    */
   constructor(container, text, format, { measurements, units }) {
+    this.container = container;
     this.text = text;
     this.format = format;
     this.units = units;
+    this.labels = {};
+    this.circuits = {};
     this.thresholds = {};
     this.stale = false;
+    /** Called with (measurement, circuit, name) when a tile's calibrate button is pressed. */
+    this.onCalibrate = null;
     /** @type {Map<string, {el: HTMLElement, value?: number | null, quality?: string, trend: Trend}>} */
     this.tiles = new Map();
-    for (const measurement of measurements) {
-      const el = this._build(measurement);
-      container.append(el);
-      this.tiles.set(measurement, { el, trend: new Trend(el.querySelector("svg")) });
-    }
+    for (const measurement of measurements) this._add(measurement);
   }
 
-  /** What `/api/info` says: which measurements this site watches, units, bounds. */
-  setInfo({ measurements, units, thresholds }) {
+  /** The name shown for a measurement: the language's for the seed's four, else its label. */
+  name(measurement) {
+    return this.text.measurements[measurement] || this.labels[measurement] || measurement;
+  }
+
+  /** What `/api/info` says: which measurements this site reads, their labels, units,
+   * EZO circuits (a calibrate button), and bounds. */
+  setInfo({ measurements, units, labels, circuits, thresholds }) {
     this.units = { ...this.units, ...units };
+    this.labels = labels ?? {};
+    this.circuits = circuits ?? {};
     this.thresholds = thresholds ?? {};
+    for (const measurement of measurements ?? []) {
+      if (!this.tiles.has(measurement)) this._add(measurement);
+      this.container.append(this.tiles.get(measurement).el); // in the order given
+    }
     for (const [measurement, tile] of this.tiles) {
       tile.el.hidden = Boolean(measurements) && !measurements.includes(measurement);
+      tile.el.querySelector(".tile-name").textContent = this.name(measurement);
       tile.el.querySelector(".tile-unit").textContent = this.units[measurement] ?? "";
+      tile.el.querySelector(".tile-calibrate").hidden = !this.circuits[measurement];
       tile.trend.bounds = boundLines(this.thresholds[measurement]);
       this._render(measurement);
     }
+  }
+
+  _add(measurement) {
+    const el = this._build(measurement);
+    this.container.append(el);
+    this.tiles.set(measurement, { el, trend: new Trend(el.querySelector("svg")) });
   }
 
   /**
@@ -124,11 +146,17 @@ export class Tiles {
   }
 
   _build(measurement) {
-    const name = this.text.measurements[measurement] ?? measurement;
+    const name = this.name(measurement);
     const el = element("article", "tile");
     el.dataset.measurement = measurement;
     const head = element("header", "tile-head");
-    head.append(element("h3", "tile-name", name), element("span", "tile-level"));
+    const calibrate = element("button", "tile-calibrate", this.text.calibrate);
+    calibrate.type = "button";
+    calibrate.hidden = true;
+    calibrate.addEventListener("click", () => {
+      this.onCalibrate?.(measurement, this.circuits[measurement], this.name(measurement));
+    });
+    head.append(element("h3", "tile-name", name), element("span", "tile-level"), calibrate);
     const reading = element("p", "tile-reading");
     reading.append(element("span", "tile-value", "—"), " ", element("span", "tile-unit", this.units[measurement] ?? ""));
     const quality = element("p", "tile-quality");

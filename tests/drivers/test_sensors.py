@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from drivers.errors import SettingError
-from drivers.sensors import EzoSensor, ModbusBus, ModbusPoint, Quality, Reading
+from drivers.ezo_sensor import EzoSensor
+from drivers.sensors import ModbusBus, ModbusPoint, Quality, Reading
 from drivers.serial_line import SerialLine
 from simulators.devices import EzoDevice, ModbusBusDevice, SimUnit
 from simulators.rig import Rig
@@ -260,9 +261,9 @@ async def test_ezo_rtd_without_probe_is_not_a_temperature(
     assert "no probe" in reading.detail
 
 
-def test_ezo_has_no_water_level_circuit() -> None:
-    with pytest.raises(SettingError, match="water_level"):
-        EzoSensor(SerialLine("/dev/null"), "water_level")
+def test_ezo_circuit_must_be_a_known_type() -> None:
+    with pytest.raises(SettingError, match="'ozone' is not one of ph, ec, rtd, do, orp"):
+        EzoSensor(SerialLine("/dev/null"), "water_level", circuit="ozone")
 
 
 # Faults, on both protocols -------------------------------------------------------
@@ -528,3 +529,53 @@ def test_a_reading_cannot_be_both_failed_and_valued() -> None:
         Reading("ph", 0.0, Quality.TIMEOUT, 0.0, "bus")
     with pytest.raises(ValueError, match="cannot carry"):
         Reading("ph", None, Quality.GOOD, 0.0, "bus")
+
+
+# DO and ORP ------------------------------------------------------------------------
+
+
+async def test_a_circuit_of_another_type_than_configured_names_the_port_and_both(
+    rig: Rig, lines: Callable[..., SerialLine]
+) -> None:
+    port = rig.devices["ezo-orp"].port.address
+    [reading] = await ezo_sensor(lines(port), "dissolved_oxygen", circuit="do").read()
+    assert reading.quality is Quality.DEVICE_ERROR
+    assert reading.detail == (
+        f"{port} has an EZO ORP circuit, but dissolved_oxygen is configured for an EZO DO circuit"
+    )
+
+
+async def test_without_a_circuit_the_type_comes_from_i(
+    rig: Rig, lines: Callable[..., SerialLine]
+) -> None:
+    rig.world.signals["orp"].set(-120.4)  # ORP may be negative
+    sensor = ezo_sensor(
+        lines(rig.devices["ezo-orp"].port.address), "redox", temperature=lambda: 9.0
+    )
+    [reading] = await sensor.read()
+    assert (reading.value, sensor.circuit) == (-120.4, "ORP")
+    assert not any(c.startswith(("T,", "RT,")) for c in rig.ezo("ezo-orp").commands)
+
+
+async def test_do_is_compensated_by_temperature_and_salinity(
+    rig: Rig, lines: Callable[..., SerialLine]
+) -> None:
+    for name, value in {
+        "dissolved_oxygen": 7.5,
+        "temperature": 12.0,
+        "conductivity": 900.0,
+    }.items():
+        rig.world.signals[name].set(value)
+    port = rig.devices["ezo-do"].port.address
+    uncompensated = ezo_sensor(lines(port), "dissolved_oxygen", circuit="do")
+    [off] = await uncompensated.read()
+    assert off.value is not None
+    assert abs(off.value - 7.5) > 0.5  # the circuit assumed 25 C and fresh water
+    await uncompensated.line.close()
+    sensor = ezo_sensor(
+        lines(port), "dissolved_oxygen", circuit="do",
+        temperature=lambda: 12.0, conductivity=lambda: 900.0,
+    )  # fmt: skip
+    [reading] = await sensor.read()
+    assert reading.value == 7.5
+    assert "S,900.0" in rig.ezo("ezo-do").commands

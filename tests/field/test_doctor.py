@@ -85,7 +85,7 @@ async def test_a_healthy_site_has_no_fail_line(
     assert code == 0, "\n".join(lines)
     assert not [line for line in lines if line.startswith("fail")]
     assert "ok   bus ph-probe EZO: pH circuit, firmware 2.16" in lines
-    assert "ok   bus ph-probe EZO calibration: 2 point(s)" in lines
+    assert "ok   bus ph-probe EZO calibration: 3 point(s)" in lines
     assert any(line.startswith("ok   bus rs485-1 unit 1 water_level: reads ") for line in lines)
     assert any(line.startswith(("ok   clock", "warn clock")) for line in lines)
     assert any(line.startswith("ok   data_dir") for line in lines)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
-from typing import get_args
 
 import pytest
 
@@ -13,7 +12,6 @@ from drivers.sensors import MEASUREMENTS
 from gateway.config import (
     Config,
     ConfigError,
-    Measurement,
     default_config_text,
     dump_config,
     load_config,
@@ -122,10 +120,6 @@ def problems_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None
     return caught.value.problems
 
 
-def test_measurements_agree_with_the_drivers() -> None:
-    assert get_args(Measurement) == MEASUREMENTS
-
-
 def test_embedded_default_loads() -> None:
     config = load_config(environ={})
     assert config.reservoir_id == "EMBALSE_01"
@@ -200,7 +194,7 @@ def test_an_empty_file_is_a_gateway_without_buses(tmp_path: Path) -> None:
         pytest.param(
             EZO_BUS + '  colour = "red"\n',
             "buses[0].sensors[0].colour: unknown key; known: measurement, scale, offset, unit, "
-            "register, register_type, data_type, word_order, byte_order",
+            "register, register_type, data_type, word_order, byte_order, circuit",
             id="unknown-key-lists-the-known",
         ),
         pytest.param(
@@ -258,10 +252,9 @@ def test_an_empty_file_is_a_gateway_without_buses(tmp_path: Path) -> None:
             id="ezo-one-circuit",
         ),
         pytest.param(
-            EZO_BUS.replace('"ph"', '"water_level"'),
-            "buses[0].sensors[0].measurement: no EZO circuit measures water_level; "
-            "read it over modbus-rtu",
-            id="ezo-water-level",
+            EZO_BUS + '  circuit = "ph"\n' + MODBUS_BUS.format(unit=1) + '  circuit = "ec"\n',
+            "buses[1].sensors[0].circuit: only for ezo buses",
+            id="circuit-on-modbus",
         ),
         pytest.param(
             MODBUS_BUS.format(unit=1)
@@ -329,7 +322,7 @@ def test_an_empty_file_is_a_gateway_without_buses(tmp_path: Path) -> None:
         ),
         pytest.param(
             "[thresholds.phh]\nwarning_low = 4.0\n",
-            "thresholds.phh: not a measurement; did you mean 'ph'?",
+            "thresholds.phh: no bus reads 'phh'; did you mean 'ph'?",
             id="thresholds-unknown-measurement",
         ),
         pytest.param(

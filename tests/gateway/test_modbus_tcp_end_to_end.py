@@ -64,10 +64,7 @@ async def test_modbus_tcp_points_stream_with_the_serial_ones(
     client: Client = await make_client(extra=TCP_BUS.format(address=plc.port.address))
 
     async with client.ws_connect("/ws/sensors") as ws:
-        # Both kinds of bus have read once (the EZO circuit starts up more slowly).
-        data = await next_update(
-            ws, lambda d: d.get("turbidity") is not None and d.get("ph") is not None
-        )
+        data = await next_update(ws, lambda d: None not in (d["turbidity"], d["ph"]))
         assert data["turbidity"] == 3.25
         assert (data["pump"], data["float_switch"]) == (1, 0)
         assert data["ph"] == 7.25  # the EZO bus still streams

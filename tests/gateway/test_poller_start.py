@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.sensors import EzoSensor
+from drivers.ezo_sensor import EzoSensor
 from gateway.poller import temperature_wait_for
 from tests.gateway.conftest import fast_config
 

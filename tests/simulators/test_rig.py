@@ -31,8 +31,9 @@ async def test_every_device_is_a_pty_behind_a_stable_link(rig: Rig, tmp_path: Pa
         assert port.path is not None
         assert port.path.startswith("/dev/pts/")
     lines = rig.summary()
-    assert len(lines) == 4
-    assert all(str(tmp_path) in line for line in lines)
+    assert len(lines) == 7
+    assert [str(tmp_path) in line for line in lines] == [True] * 6 + [False]  # a socket: no link
+    assert "tcp://127.0.0.1:" in lines[-1]
 
 
 async def test_unplug_removes_the_link_and_replug_restores_it(rig: Rig) -> None:
@@ -106,7 +107,10 @@ async def test_put_unplug_by_device_name(client: TestClient[object, object], rig
 @pytest.mark.parametrize(
     ("target", "body", "status", "fragment"),
     [
-        ("turbidity", {"value": 1}, 404, "turbidity"),
+        ("chlorine", {"value": 1}, 404, "chlorine"),
+        ("modbus-tcp", {"fault": "crc"}, 422, "no CRC"),
+        ("ezo-ph", {"probe": {"colour": 1}}, 422, "colour"),
+        ("modbus", {"probe": {"offset": 1}}, 422, "not an EZO circuit"),
         ("ph", {"fault": "melted"}, 422, "fault"),
         ("ph", {"value": "high"}, 422, "value"),
         ("ph", {"colour": "blue"}, 422, "colour"),
@@ -137,5 +141,7 @@ async def test_not_json_is_refused(client: TestClient[object, object]) -> None:
 async def test_listing(client: TestClient[object, object]) -> None:
     response = await client.get("/api/simulator")
     payload = await response.json()
-    assert [d["name"] for d in payload["devices"]] == ["ezo-ph", "ezo-ec", "ezo-rtd", "modbus"]
+    assert [d["name"] for d in payload["devices"]] == [
+        "ezo-ph", "ezo-ec", "ezo-rtd", "ezo-do", "ezo-orp", "modbus", "modbus-tcp",
+    ]  # fmt: skip
     assert payload["setpoints"]["ph"] == 7.25

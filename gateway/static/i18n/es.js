@@ -74,5 +74,31 @@ export default {
   dismiss: "Descartar",
   dismissLabel: (id, name) => `Descartar la alerta ${id} (${name})`,
   dismissFailed: (id) => `No se pudo descartar la alerta ${id}. Inténtelo de nuevo.`,
+  calibrationDue: "Calibración pendiente: la sonda debe calibrarse",
+
+  // calibration (calibration-view.js)
+  calibrate: "Calibrar",
+  calibration: {
+    title: (name) => `Calibración: ${name}`,
+    loading: "Consultando el circuito...",
+    unknown: "Estado de calibración desconocido",
+    run: "Calibrar",
+    close: "Cerrar",
+    points: {
+      mid: "Punto medio (pH 7)",
+      low: "Punto bajo",
+      high: "Punto alto",
+      dry: "En seco",
+      single: "Un punto",
+      atm: "Al aire",
+      zero: "Solución de cero",
+      clear: "Borrar calibración",
+    },
+    valueOf: (point) => `Valor del patrón: ${point}`,
+    pointCount: (n) => `${n} ${n === 1 ? "punto" : "puntos"}`,
+    slope: (acid, base, offset) => `pendiente ácida ${acid} %, básica ${base} %, desplazamiento ${offset} mV`,
+    done: (command, state) => `${command}: hecho. ${state}`,
+    refused: (detail) => `El circuito rechazó la calibración: ${detail}`,
+  },
   pageTitle: (active, reservoir) => `${active ? `(${active}) ` : ""}Embalse ${reservoir}`,
 };
