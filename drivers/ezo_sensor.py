@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from drivers import ezo
-from drivers.errors import CircuitRebooted, DriverError, EzoUnknownCommand, SettingError
+from drivers.errors import CircuitRebooted, DriverError, EzoError, EzoUnknownCommand, SettingError
 from drivers.sensors import EZO_CIRCUITS, Quality, Reading, _check_measurement, _scaled
 from drivers.serial_line import SerialLine
 
@@ -177,17 +177,20 @@ class EzoSensor:
         reads = known is not None and (discard or not self._compensates())
         wait = self.command_time * len(commands) + (self.read_time if reads else 0.0)
         batch = [*commands, "R"] if reads else commands
-        replies = await self.line.request(
-            b"".join(ezo.encode_command(c) for c in batch),
-            lambda: ezo.Batch(batch),
-            timeout=wait + self.line.timeout,
-        )
-        kind, self.firmware = ezo.circuit_type(replies[2])
-        if known is not None and kind.upper() != known.upper():
-            raise SettingError(
-                f"{self.line.port} has an EZO {kind} circuit, but {self.measurement} "
-                f"is configured for an EZO {known} circuit"
+        try:
+            replies = await self.line.request(
+                b"".join(ezo.encode_command(c) for c in batch),
+                lambda: ezo.Batch(batch),
+                timeout=wait + self.line.timeout,
             )
+        except EzoError:
+            # A setting refused: most likely another circuit than configured. Say that.
+            if known is not None:
+                self._check_type(ezo.circuit_type(await self.command("i"))[0], known)
+            raise
+        kind, self.firmware = ezo.circuit_type(replies[2])
+        if known is not None:
+            self._check_type(kind, known)
         self.circuit = next((t for t in CIRCUIT_UNITS if t.upper() == kind.upper()), kind)
         if known is None:  # its settings could only be chosen once ``i`` had answered
             for command in SETUP.get(self.circuit, ()):
@@ -197,6 +200,13 @@ class EzoSensor:
         if not reads or discard:
             return None
         return _scaled(ezo.reading_value(replies[-1], self.circuit), self.scale, self.offset)
+
+    def _check_type(self, kind: str, known: str) -> None:
+        if kind.upper() != known.upper():
+            raise SettingError(
+                f"{self.line.port} has an EZO {kind} circuit, but {self.measurement} "
+                f"is configured for an EZO {known} circuit"
+            )
 
     def _compensates(self) -> bool:
         """Whether a compensated reading is to follow start-up (then none rides in it)."""

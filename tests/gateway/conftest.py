@@ -93,8 +93,8 @@ def make_client(aiohttp_client: Callable[..., Any], tmp_path: Path) -> Callable[
 
     async def make(server_kwargs: dict[str, Any] | None = None, **overrides: Any) -> Client:
         app = build_app(fast_config(tmp_path, **overrides), simulate=True, sim_time_scale=0.0)
+        pin(app[RIG])  # before the start: the very first readings are the pinned values
         client: Client = await aiohttp_client(app, server_kwargs=server_kwargs or {})
-        pin(app[RIG])
         return client
 
     return make
