@@ -315,8 +315,9 @@ class AlertPipeline:
             return
         batch.delivered = True
         for event in batch.shelf_events:
-            log.info("alerts of %s %s by %s until %s: %s", event.shelf.measurement, event.event,
-                     event.by or "expiry", utc_timestamp(event.shelf.until), event.shelf.reason)  # fmt: skip
+            shelf = event.shelf
+            log.info("alerts of %s %s by %s until %s: %s", shelf.measurement, event.event,
+                     event.by or "expiry", utc_timestamp(shelf.until), shelf.reason)  # fmt: skip
         for change in batch.changes:
             log.info("alert %s %s: %s %s", change.alert.id, change.event,
                      change.alert.measurement, change.alert.severity)  # fmt: skip

@@ -102,20 +102,17 @@ def history(db: sqlite3.Connection, since: float, limit: int) -> list[dict[str, 
         "ORDER BY id LIMIT ?",
         (since, limit),
     ).fetchall()
+    empty = dict.fromkeys(("alert_id", "direction", "severity", "value", "bound"))
     return [
         {
             "at": at,
             "event": event,
-            "alert_id": None,
             "measurement": measurement,
             "kind": "shelf",
-            "direction": None,
-            "severity": None,
-            "value": None,
-            "bound": None,
             "by": by,
             "until": utc_timestamp(until),
             "reason": reason,
-        }  # fmt: skip
+            **empty,
+        }
         for at, event, measurement, by, until, reason in rows
     ]

@@ -35,7 +35,9 @@ def test_an_alert_active_when_shelved_leaves_the_counts_and_comes_back() -> None
     assert eng.engine.summary()["total"] == 0
     assert eng.engine.active() == []
     [(measurement, hidden)] = eng.engine.shelved().items()
-    assert measurement == "ph" and hidden is not None and hidden.id == "A-1"
+    assert measurement == "ph"
+    assert hidden is not None
+    assert hidden.id == "A-1"
     assert eng.read(9.5) == []  # no escalation while shelved
     assert events(eng.engine.unshelve("ph", eng.moment)) == [("escalated", "A-1", "critical")]
     assert [a.id for a in eng.engine.active()] == ["A-1"]
