@@ -196,7 +196,8 @@ def test_shelve_body_gives_a_request_or_bad_input(body: bytes) -> None:
     try:
         asked = shelve_request(body, MEASUREMENTS, 480.0)
     except BadInput as exc:
-        assert exc.code == "invalid_body"
+        code = exc.code
+        assert code == "invalid_body"
         return
     assert asked.measurement in MEASUREMENTS
     assert math.isfinite(asked.minutes)
