@@ -15,6 +15,7 @@ import { AlertsPanel } from "./alerts-view.js";
 import { formatters } from "./format.js";
 import { GatewayClient, Status } from "./gateway-client.js";
 import { mountNotifyView } from "./notify-view.js";
+import { mountShelveView } from "./shelve-view.js";
 import { Tiles } from "./tiles.js";
 
 const MEASUREMENTS = ["temperature", "ph", "conductivity", "water_level"];
@@ -153,6 +154,8 @@ class Dashboard {
   onAlertNews(message) {
     if (message.type === "dismissed") {
       this.alerts.remove(message.alert_id);
+    } else if (message.type === "shelved" || message.type === "unshelved") {
+      this.shelves?.refresh();
     } else if (["initial", "update", "refresh"].includes(message.type)) {
       this.alerts.setCounts(message.data);
       this.updateTitle();
@@ -285,6 +288,9 @@ async function main() {
   dashboard.start();
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
   mountNotifyView(byId("notify"), { lang: text.locale.split("-")[0], headers });
+  dashboard.shelves = mountShelveView(byId("shelves"), {
+    lang: text.locale.split("-")[0], headers, watch: [byId("alerts"), byId("tiles")],
+  });
 }
 
 main();
