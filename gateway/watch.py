@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from drivers.sensors import MEASUREMENTS, UNITS
 from gateway.client import Item, Status
-from gateway.messages import Dismissed, Error, Initial, Refresh, SensorUpdate, Update
+from gateway.messages import Dismissed, Error, Initial, Refresh, SensorUpdate, Shelved, Update
 
 
 def describe(item: Item, *, raw: bool = False) -> str:
@@ -36,7 +36,10 @@ def _body(item: Item) -> str:
             f"(critical {c.get('critical')}, warning {c.get('warning')}, info {c.get('info')})"
         )
     if isinstance(item, Dismissed):
-        return f"dismissed: {item.alert_id}"
+        return f"dismissed: {item.alert_id}" + (f" by {item.by}" if item.by else "")
+    if isinstance(item, Shelved):
+        who = f" by {item.by}" if item.by else " (expired)" if item.type == "unshelved" else ""
+        return f"{item.type}: {item.measurement} until {item.until}{who}: {item.reason}"
     if isinstance(item, Error):
         return f"error {item.error}: {item.detail}"
     return str(getattr(item, "type", item))
