@@ -13,6 +13,7 @@ import pytest
 from gateway.server import RIG
 from tests.gateway.conftest import Client, gateway_of
 from tests.gateway.test_security import SECRET, bearer, secure, token
+from tests.gateway.test_shelving import counted, next_news
 from tests.helpers import until
 
 __all__ = ["secure"]  # the fixture, shared with test_security
@@ -52,14 +53,12 @@ async def test_an_operator_or_a_technician_dismisses_and_is_named(
     headers = bearer(token(sub="ana", role=role))
     alert_id = await raise_ph_alert(secure, headers)
     async with secure.ws_connect("/ws/alerts", headers=headers) as ws:
-        assert (await ws.receive_json(timeout=2))["type"] == "initial"
+        await counted(ws, 1)
         response = await secure.post(
             "/alerts/dismiss", json={"alert_id": alert_id}, headers=headers
         )
         assert response.status == 200
-        message = await ws.receive_json(timeout=2)
-        while message["type"] == "heartbeat":
-            message = await ws.receive_json(timeout=2)
+        message = await next_news(ws)
     assert (message["type"], message["alert_id"], message["by"]) == ("dismissed", alert_id, "ana")
     history = await (await secure.get("/api/alerts/history", headers=headers)).json()
     assert [(e["event"], e["by"]) for e in history][-1] == ("dismissed", "ana")
