@@ -19,6 +19,12 @@ A dismissed alert whose condition still holds is latched: the engine raises
 nothing for that measurement at that severity or below until the reading has
 returned to normal. Crossing a higher bound than the one dismissed raises a
 new alert: an operator who dismissed a warning must still hear of a critical.
+
+A shelved measurement (ISA-18.2: a probe being cleaned or calibrated) raises
+nothing and its alert, if it has one, leaves the counts; the engine still counts
+its readings, so that :meth:`AlertEngine.unshelve` settles it at once on the
+latest reading: a bound still crossed raises then, without waiting for ``delay``
+more readings.
 """
 
 from __future__ import annotations
@@ -133,6 +139,8 @@ class _Track:
     alert: Alert | None = None
     latch: Latch | None = None
     runs: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    value: float | None = None  # the latest good reading
+    shelved: bool = False
 
 
 class AlertEngine:
@@ -158,10 +166,15 @@ class AlertEngine:
     # queries ---------------------------------------------------------------------
 
     def active(self) -> list[Alert]:
-        """Active alerts, newest first."""
-        alerts = [t.alert for t in self._tracks.values() if t.alert is not None]
+        """Active alerts, newest first (not those of a shelved measurement; a probe's
+        "calibration due" stays: the shelf silences its readings, not its care)."""
+        alerts = [t.alert for t in self._tracks.values() if t.alert is not None and not t.shelved]
         alerts += self._calibration.values()
         return sorted(alerts, key=lambda a: (a.raised_at, a.id), reverse=True)
+
+    def shelved(self) -> dict[str, Alert | None]:
+        """Each shelved measurement, with the alert it had when shelved (kept out of sight)."""
+        return {m: t.alert for m, t in self._tracks.items() if t.shelved}
 
     def summary(self) -> dict[str, int]:
         counts = {"total": 0, "critical": 0, "warning": 0, "info": 0}
@@ -180,7 +193,14 @@ class AlertEngine:
         track = self._tracks.get(measurement)
         if track is None or value is None:
             return []
-        track.last_good = now.monotonic
+        track.last_good, track.value = now.monotonic, value
+        self._count(track, value)
+        if track.shelved:
+            return []
+        return self._settle(track, measurement, value, now)
+
+    def _settle(self, track: _Track, measurement: str, value: float, now: Now) -> list[Change]:
+        """Bring the alert and the latch in line with ``value`` and the counted runs."""
         changes: list[Change] = []
         if track.alert is not None and track.alert.kind == "offline":
             changes.append(self._end(track, "cleared", value, now))
@@ -189,9 +209,10 @@ class AlertEngine:
         return changes + self._judge(track, measurement, value, now)
 
     def _judge(self, track: _Track, measurement: str, value: float, now: Now) -> list[Change]:
-        """A good value against the track's rule: follow its alert, lift or raise."""
+        """A good value against the track's rule and its counted runs: follow its alert,
+        lift its latch, or raise."""
         changes: list[Change] = []
-        confirmed = self._count(track, value)
+        confirmed = self._confirmed(track)
         if track.alert is not None:
             changes += self._follow(track, value, confirmed, now)
         if track.latch is not None and not self._holds(track.rule, track.latch, value):
@@ -215,7 +236,7 @@ class AlertEngine:
         for measurement, track in self._tracks.items():
             silent = now.monotonic - track.last_good > track.rule.stale_after
             dismissed_offline = track.latch is not None and track.latch.kind == "offline"
-            if silent and track.alert is None and not dismissed_offline:
+            if silent and track.alert is None and not dismissed_offline and not track.shelved:
                 track.alert = Alert(
                     self._new_id(), measurement, "offline", None, "warning", "active",
                     None, None, now.wall, now.wall,
@@ -297,28 +318,50 @@ class AlertEngine:
             track.rule = rule
             track.runs.clear()  # counted against the old bounds
             value = latest.get(measurement)
-            if value is not None and (track.alert is None or track.alert.kind != "offline"):
+            if value is None or (track.alert is not None and track.alert.kind == "offline"):
+                continue
+            self._count(track, value)
+            if not track.shelved:  # a shelved one is judged when its shelf ends
                 changes += self._judge(track, measurement, value, now)
         return changes
 
+    def shelve(self, measurement: str) -> bool:
+        """Raise nothing for ``measurement`` until :meth:`unshelve`; False if not watched."""
+        track = self._tracks.get(measurement)
+        if track is None:
+            return False
+        track.shelved = True
+        return True
+
+    def unshelve(self, measurement: str, now: Now) -> list[Change]:
+        """The shelf is over: settle the measurement on its latest reading at once."""
+        track = self._tracks.get(measurement)
+        if track is None or not track.shelved:
+            return []
+        track.shelved = False
+        if track.value is None:
+            return []
+        return self._settle(track, measurement, track.value, now)
+
     # internals ---------------------------------------------------------------------
 
-    def _count(self, track: _Track, value: float) -> tuple[Direction, Severity] | None:
-        """Update the runs of consecutive readings beyond each bound; the worst confirmed."""
-        confirmed: tuple[Direction, Severity] | None = None
+    def _count(self, track: _Track, value: float) -> None:
+        """Update the runs of consecutive readings beyond each bound."""
         for direction in ("low", "high"):
             for severity in SEVERITIES:
                 key = (direction, severity)
-                run = (
-                    track.runs.get(key, 0) + 1
-                    if track.rule.beyond(value, direction, severity)
-                    else 0
-                )
-                track.runs[key] = run
-                if run >= track.rule.delay and (
-                    confirmed is None or RANK[severity] > RANK[confirmed[1]]
-                ):
-                    confirmed = (direction, severity)
+                beyond = track.rule.beyond(value, direction, severity)
+                track.runs[key] = track.runs.get(key, 0) + 1 if beyond else 0
+
+    @staticmethod
+    def _confirmed(track: _Track) -> tuple[Direction, Severity] | None:
+        """The worst bound crossed by ``delay`` readings in a row."""
+        confirmed: tuple[Direction, Severity] | None = None
+        for (direction, severity), run in track.runs.items():
+            if run >= track.rule.delay and (
+                confirmed is None or RANK[severity] > RANK[confirmed[1]]
+            ):
+                confirmed = (direction, severity)  # type: ignore[assignment]
         return confirmed
 
     def _follow(

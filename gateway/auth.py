@@ -8,6 +8,7 @@ Everything is decided before the WebSocket upgrade, as an HTTP status.
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import re
@@ -202,3 +203,61 @@ def claims_subject(claims: Mapping[str, Any] | None) -> str | None:
         return None
     subject = claims.get("sub")
     return str(subject) if subject is not None else None
+
+
+# roles -------------------------------------------------------------------------------
+
+
+class Role(enum.IntEnum):
+    """What a token's ``role`` claim lets its bearer do; each role may do what those
+    below it may. No ``role`` claim (or one this gateway does not know): a viewer."""
+
+    VIEWER = 1  # read
+    OPERATOR = 2  # dismiss, shelve, unshelve
+    TECHNICIAN = 3  # an operator who also calibrates probes
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def named(cls, name: str) -> Role:
+        """The role called ``name`` (``viewer``, ``operator``, ``technician``)."""
+        return cls[name.upper()]
+
+
+ROLES = tuple(role.label for role in Role)
+#: Who acts when the gateway has no auth (the bench, a closed LAN): everything is allowed.
+LOCAL = "local"
+
+
+def role_of(request: web.Request) -> Role | None:
+    """The role of the request's token; None when auth is off (everything is allowed)."""
+    claims = request.get(CLAIMS)
+    if claims is None:
+        return None
+    claimed = claims.get("role")
+    if isinstance(claimed, str) and claimed.upper() in Role.__members__:
+        return Role.named(claimed)
+    return Role.VIEWER
+
+
+def require(request: web.Request, role: Role) -> None:
+    """403 ``{"error": "forbidden", "detail": "needs operator"}`` unless the request's
+    token carries ``role`` or a higher one. Call first thing in a handler that changes
+    something a human answers for."""
+    held = role_of(request)
+    if held is not None and held < role:
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": "forbidden", "detail": f"needs {role.label}"}),
+            content_type="application/json",
+        )
+
+
+def actor(request: web.Request) -> str:
+    """Who does what this request asks, for the history and the messages (``by``): the
+    token's ``sub``, or ``"local"`` when auth is off."""
+    claims = request.get(CLAIMS)
+    if claims is None:
+        return LOCAL
+    return claims_subject(claims) or "unknown"

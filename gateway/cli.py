@@ -161,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     mint.add_argument(
         "--days", type=float, default=30.0, help="valid for this many days (default 30)"
     )
+    mint.add_argument(
+        "--role",
+        choices=("viewer", "operator", "technician"),
+        default="viewer",
+        help="what the bearer may do: viewer reads, operator also dismisses and shelves "
+        "alerts, technician also calibrates probes (default viewer)",
+    )
 
     sim = commands.add_parser(
         "simulate",
@@ -244,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return check_config(args.file)
     if args.command == "token":
-        return mint_token(args.config, args.sub, args.days)
+        return mint_token(args.config, args.sub, args.days, args.role)
     if args.command == "watch":
         return asyncio.run(
             watch_command(args.url, args.token, raw=args.json, channels=args.channel)
@@ -321,7 +328,7 @@ def notify_test(path: Path | None) -> int:
     return EXIT_OK if all(e is None for e in errors) else EXIT_USAGE
 
 
-def mint_token(path: Path | None, subject: str, days: float) -> int:
+def mint_token(path: Path | None, subject: str, days: float, role: str = "viewer") -> int:
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -335,7 +342,8 @@ def mint_token(path: Path | None, subject: str, days: float) -> int:
     import jwt
 
     expires = int(time.time() + days * 86400)
-    print(jwt.encode({"sub": subject, "exp": expires}, config.auth.jwt_secret, algorithm="HS256"))
+    claims = {"sub": subject, "role": role, "exp": expires}
+    print(jwt.encode(claims, config.auth.jwt_secret, algorithm="HS256"))
     return EXIT_OK
 
 

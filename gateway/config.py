@@ -173,6 +173,13 @@ class StorageConfig(_Model):
     retry_interval: float = Field(default=2.0, gt=0, le=60)  # s between tries of held alert changes
 
 
+class AlertsConfig(_Model):
+    """Alarm management (the bounds themselves are ``[thresholds.<measurement>]``)."""
+
+    #: The longest an operator may shelve a measurement's alerts (ISA-18.2: bounded).
+    max_shelve_minutes: float = Field(default=480.0, gt=0, le=10080)
+
+
 class MqttConfig(_Model):
     url: Annotated[str | None, _rule(_mqtt_url, "must look like mqtt://host:1883")] = None
     prefix: Annotated[str, _rule(_TOPIC.fullmatch, "must be a topic path without + or #")] = (
@@ -420,6 +427,7 @@ class Config(BaseSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     relay: RelayConfig = Field(default_factory=RelayConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     buses: list[BusConfig] = []
     measurements: dict[MeasurementName, MeasurementConfig] = {}
     thresholds: dict[MeasurementName, ThresholdConfig] = {}

@@ -71,6 +71,19 @@ class Dismissed(_Message):
     type: Literal["dismissed"]
     seq: int
     alert_id: str
+    by: str | None = None  # who dismissed it (the token's sub; "local" without auth)
+
+
+class Shelved(_Message):
+    """A measurement's alerts shelved (``shelved``) or the shelf ended (``unshelved``;
+    ``by`` None: it expired)."""
+
+    type: Literal["shelved", "unshelved"]
+    seq: int
+    measurement: str
+    until: str
+    by: str | None = None
+    reason: str
 
 
 class SensorUpdate(_Message):
@@ -118,6 +131,7 @@ Message = Annotated[
     Initial
     | Update
     | Dismissed
+    | Shelved
     | SensorUpdate
     | Sites
     | Heartbeat

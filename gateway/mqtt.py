@@ -6,6 +6,8 @@ Topics under ``<prefix>/<reservoir_id>/`` (docs/scaling.md):
 - ``alerts``: each alert-count ``update``, as on /ws/alerts (retained: the summary);
 - ``alerts/events``: ``raised``, ``escalated``, ``deescalated``, ``dismissed``,
   ``cleared``, each with the alert, and with the /ws/alerts message it caused;
+  ``shelved`` and ``unshelved``, each with the shelf and its /ws/alerts message;
+  every event carries ``by``: who acted (null for what the readings caused);
 - ``alerts/active``: the alerts active now (retained);
 - ``status``: ``online``, and ``offline`` as the last will (retained);
 - ``commands/dismiss``: where relays ask this gateway to dismiss an alert.
@@ -33,6 +35,7 @@ from gateway.alerts import Change, alert_json
 from gateway.config import MqttConfig
 from gateway.hub import utc_timestamp
 from gateway.mqtt_messages import BadMessage, parse_dismiss
+from gateway.shelves import ShelfEvent
 from gateway.store import Outgoing, Store
 from gateway.supervise import Backoff
 
@@ -107,16 +110,39 @@ class Uplink:
         changes: Iterable[Change],
         messages: Sequence[Mapping[str, Any]],
         active: Sequence[Mapping[str, Any]],
+        shelf_events: Sequence[ShelfEvent] = (),
     ) -> list[Outgoing]:
-        """The events of these changes, the count update among ``messages``, and the
-        alerts active after them."""
+        """The events of these shelves and changes, the count update among ``messages``,
+        and the alerts active after them."""
         dismissed = {m["alert_id"]: m for m in messages if m["type"] == "dismissed"}
+        shelf_news = [m for m in messages if m["type"] in ("shelved", "unshelved")]
         out = [
+            self._out(
+                "alerts/events",
+                {
+                    "event": event.event,
+                    "at": utc_timestamp(event.at),
+                    "by": event.by,
+                    "shelf": {
+                        "measurement": event.shelf.measurement,
+                        "until": utc_timestamp(event.shelf.until),
+                        "by": event.shelf.by,
+                        "reason": event.shelf.reason,
+                    },
+                    "message": message,
+                },
+                retain=False,
+                droppable=False,
+            )
+            for event, message in zip(shelf_events, shelf_news, strict=True)
+        ]
+        out += [
             self._out(
                 "alerts/events",
                 {
                     "event": change.event,
                     "at": utc_timestamp(change.at),
+                    "by": change.alert.dismissed_by if change.event == "dismissed" else None,
                     "alert": alert_json(change.alert),
                     "message": dismissed.get(change.alert.id)
                     if change.event == "dismissed"

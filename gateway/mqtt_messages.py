@@ -23,6 +23,7 @@ MAX_ID = 200  # characters in an alert id or a ``by``
 MAX_SEQ = (1 << 63) - 1
 STATES = ("online", "offline")
 EVENTS = ("raised", "escalated", "deescalated", "dismissed", "cleared")
+SHELF_EVENTS = ("shelved", "unshelved")
 COUNTS = ("total", "critical", "warning", "info")
 _RESERVOIR = re.compile(r"[A-Za-z0-9_-]+")  # config.reservoir_id's rule
 
@@ -74,7 +75,17 @@ class AlertEvent:
     message: dict[str, Any] | None  # the ``dismissed`` message, on a dismissal
 
 
-Relayed = Status | StreamMessage | ActiveAlerts | AlertEvent
+@dataclass(frozen=True)
+class ShelfNews:
+    """``alerts/events``: a measurement shelved or unshelved, with its /ws/alerts message."""
+
+    reservoir: str
+    event: str
+    by: str | None
+    message: dict[str, Any]
+
+
+Relayed = Status | StreamMessage | ActiveAlerts | AlertEvent | ShelfNews
 
 
 @dataclass(frozen=True)
@@ -190,18 +201,35 @@ def _active(topic: str, reservoir: str, body: Any) -> ActiveAlerts:
     return ActiveAlerts(reservoir, alerts)
 
 
-def _event(topic: str, reservoir: str, body: Any) -> AlertEvent:
+def _message(topic: str, value: Any) -> dict[str, Any]:
+    message = _object(topic, value, "message")
+    _seq(topic, message.get("seq"), "message.seq")
+    _text(topic, message.get("timestamp"), "message.timestamp")
+    return message
+
+
+def _shelf_news(topic: str, reservoir: str, event: dict[str, Any]) -> ShelfNews:
+    by = event.get("by")
+    message = _message(topic, event.get("message"))
+    if message.get("type") != event["event"]:
+        raise BadMessage(topic, f"message.type: expected {event['event']!r}")
+    return ShelfNews(
+        reservoir, str(event["event"]), None if by is None else _text(topic, by, "by"), message
+    )
+
+
+def _event(topic: str, reservoir: str, body: Any) -> AlertEvent | ShelfNews:
     event = _object(topic, body, "the event")
     name = event.get("event")
+    if name in SHELF_EVENTS:
+        return _shelf_news(topic, reservoir, event)
     if name not in EVENTS:
-        raise BadMessage(topic, f"event: expected one of {', '.join(EVENTS)}")
+        raise BadMessage(topic, f"event: expected one of {', '.join(EVENTS + SHELF_EVENTS)}")
     alert = _object(topic, event.get("alert"), "alert")
     alert_id = _text(topic, alert.get("id"), "alert.id")
     message = event.get("message")
     if message is not None:
-        message = _object(topic, message, "message")
-        _seq(topic, message.get("seq"), "message.seq")
-        _text(topic, message.get("timestamp"), "message.timestamp")
+        message = _message(topic, message)
     return AlertEvent(reservoir, str(name), alert_id, alert, message)
 
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from gateway.alerts import AlertEngine, Change, Now, Rule, alert_json
 from gateway.hub import Hub, utc_timestamp
 from gateway.mqtt import Uplink
+from gateway.shelves import Shelf, ShelfEvent
 from gateway.store import Notification, Outgoing, Restored, Store, StoreWriteError
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class _Pending:
     summary: dict[str, int]
     active: list[dict[str, Any]]
     done: asyncio.Future[None] | None = None
+    shelf_events: list[ShelfEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -63,6 +65,7 @@ class _Batch:
     notifications: list[Notification]
     done: asyncio.Future[None] | None = None
     delivered: bool = field(default=False)
+    shelf_events: list[ShelfEvent] = field(default_factory=list)
 
 
 class AlertPipeline:
@@ -86,6 +89,9 @@ class AlertPipeline:
         self._summary = self.engine.summary()
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._held: collections.deque[_Batch] = collections.deque()
+        #: Shelves in force, and the timers (on the loop's monotonic clock) that end them.
+        self.shelves: dict[str, Shelf] = {}
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
 
     def now(self) -> Now:
         return Now(self._monotonic(), self._wall())
@@ -94,6 +100,10 @@ class AlertPipeline:
         """Put back what the store held (once it is open, before any client)."""
         self.engine = AlertEngine(self.rules, new_id=self.store.new_id, now=self._monotonic())
         self.engine.restore(restored.alerts, restored.latches)
+        wall = self._wall()
+        for shelf in restored.shelves:  # the time left, from the wall clock after a restart
+            if shelf.measurement in self.rules:
+                self._put_up(shelf, shelf.until - wall)
         self._summary = self.engine.summary()
 
     def set_rules(self, rules: Mapping[str, Rule], latest: Mapping[str, float | None]) -> None:
@@ -110,20 +120,87 @@ class AlertPipeline:
     def check_stale(self) -> None:
         self.submit(self.engine.check_stale(self.now()))
 
-    def submit(self, changes: list[Change], done: asyncio.Future[None] | None = None) -> None:
-        if changes:
+    def submit(
+        self,
+        changes: list[Change],
+        done: asyncio.Future[None] | None = None,
+        shelf_events: Sequence[ShelfEvent] = (),
+    ) -> None:
+        if changes or shelf_events:
             active = [alert_json(a) for a in self.engine.active()]
-            self._queue.put_nowait(_Pending(changes, self.engine.summary(), active, done))
+            pending = _Pending(changes, self.engine.summary(), active, done, list(shelf_events))
+            self._queue.put_nowait(pending)
+
+    async def _submitted(self, changes: list[Change], shelf_events: list[ShelfEvent]) -> None:
+        """Submit, and return once committed (or held) and sent."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.submit(changes, done, shelf_events)
+        await done
 
     async def dismiss(self, alert_id: str, by: str | None = None) -> bool:
         """Dismiss an active alert; returns once ``dismissed`` and ``update`` are sent."""
         change = self.engine.dismiss(alert_id, self.now(), by)
         if change is None:
             return False
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.submit([change], done)
-        await done
+        await self._submitted([change], [])
         return True
+
+    # shelves --------------------------------------------------------------------------
+
+    async def shelve(self, measurement: str, seconds: float, by: str, reason: str) -> Shelf:
+        """Silence ``measurement`` for ``seconds`` (validated by the caller); returns once
+        ``shelved`` (and ``update``, if its alert left the counts) are sent. Shelving a
+        shelved measurement replaces its shelf."""
+        now = self.now()
+        shelf = Shelf(measurement, now.wall + seconds, by, reason, now.wall)
+        self._put_up(shelf, seconds)
+        await self._submitted([], [ShelfEvent("shelved", shelf, now.wall, by)])
+        return shelf
+
+    async def unshelve(self, measurement: str, by: str) -> Shelf | None:
+        """End a shelf before its time (None if there is none); the measurement is settled
+        on its latest reading at once."""
+        changes, event = self._take_down(measurement, by)
+        if event is None:
+            return None
+        await self._submitted(changes, [event])
+        return event.shelf
+
+    def _put_up(self, shelf: Shelf, delay: float) -> None:
+        self.engine.shelve(shelf.measurement)
+        self.shelves[shelf.measurement] = shelf
+        if (timer := self._expiry.pop(shelf.measurement, None)) is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._expiry[shelf.measurement] = loop.call_later(
+            max(0.0, delay), self._expire, shelf.measurement
+        )
+
+    def _take_down(
+        self, measurement: str, by: str | None
+    ) -> tuple[list[Change], ShelfEvent | None]:
+        shelf = self.shelves.pop(measurement, None)
+        if (timer := self._expiry.pop(measurement, None)) is not None:
+            timer.cancel()
+        if shelf is None:
+            return [], None
+        now = self.now()
+        changes = self.engine.unshelve(measurement, now)
+        return changes, ShelfEvent("unshelved", shelf, now.wall, by)
+
+    def _expire(self, measurement: str) -> None:
+        """A shelf's time is up: ``unshelved`` (``by`` null), then what its reading raises."""
+        changes, event = self._take_down(measurement, None)
+        if event is not None:
+            self.submit(changes, shelf_events=[event])
+
+    def shelved(self) -> list[tuple[Shelf, dict[str, Any] | None]]:
+        """The shelves in force, soonest to end first, each with its alert out of sight."""
+        hidden = self.engine.shelved()
+        return [
+            (shelf, None if (alert := hidden.get(m)) is None else alert_json(alert))
+            for m, shelf in sorted(self.shelves.items(), key=lambda item: item[1].until)
+        ]
 
     # what clients read ----------------------------------------------------------------
 
@@ -148,12 +225,23 @@ class AlertPipeline:
         error = health.error or "alert changes not yet written"
         return {"state": "failing", "error": error, "held_alert_changes": self.held}
 
-    def news(self, dismissed: Sequence[str], summary: dict[str, int]) -> list[dict[str, Any]]:
-        """Stamp the /ws/alerts news: a ``dismissed`` per id, then an ``update`` if, and
-        only if, the counts changed. The caller delivers them."""
-        messages = [
-            self.hub.prepare("alerts", {"type": "dismissed", "alert_id": alert_id})
-            for alert_id in dismissed
+    def news(
+        self,
+        changes: Sequence[Change],
+        summary: dict[str, int],
+        shelf_events: Sequence[ShelfEvent] = (),
+    ) -> list[dict[str, Any]]:
+        """Stamp the /ws/alerts news: a ``shelved``/``unshelved`` per shelf event, a
+        ``dismissed`` per dismissal, then an ``update`` if, and only if, the counts
+        changed. The caller delivers them."""
+        messages = [self.hub.prepare("alerts", event.message()) for event in shelf_events]
+        messages += [
+            self.hub.prepare(
+                "alerts",
+                {"type": "dismissed", "alert_id": c.alert.id, "by": c.alert.dismissed_by},
+            )
+            for c in changes
+            if c.event == "dismissed"
         ]
         if summary != self._summary:
             self._summary = dict(summary)
@@ -171,6 +259,8 @@ class AlertPipeline:
                     self._held.append(self._stamp(pending))
                 await self._flush()
         except asyncio.CancelledError:
+            for timer in self._expiry.values():
+                timer.cancel()
             self._report_unsaved()
             raise
 
@@ -187,24 +277,32 @@ class AlertPipeline:
     def _stamp(self, pending: _Pending) -> _Batch:
         """The messages are stamped (given their seq) before the commit, so that the
         MQTT outbox carries them in the same transaction as the changes."""
-        dismissed = [c.alert.id for c in pending.changes if c.event == "dismissed"]
-        messages = self.news(dismissed, pending.summary)
+        messages = self.news(pending.changes, pending.summary, pending.shelf_events)
         outgoing = (
-            self.uplink.for_alerts(pending.changes, messages, pending.active)
+            self.uplink.for_alerts(pending.changes, messages, pending.active, pending.shelf_events)
             if self.uplink is not None
             else []
         )
         notifications = (
             self.notices.for_changes(pending.changes) if self.notices is not None else []
         )
-        return _Batch(pending.changes, messages, outgoing, notifications, pending.done)
+        return _Batch(
+            pending.changes,
+            messages,
+            outgoing,
+            notifications,
+            pending.done,
+            shelf_events=pending.shelf_events,
+        )
 
     async def _flush(self) -> None:
         """Commit the held batches, oldest first; deliver each at once whatever happens."""
         while self._held:
             batch = self._held[0]
             try:
-                await self.store.save(batch.changes, batch.outgoing, batch.notifications)
+                await self.store.save(
+                    batch.changes, batch.outgoing, batch.notifications, batch.shelf_events
+                )
             except StoreWriteError:  # reported by store.health; kept for the next try
                 for waiting in self._held:
                     self._deliver(waiting)
@@ -222,6 +320,10 @@ class AlertPipeline:
         if batch.delivered:
             return
         batch.delivered = True
+        for event in batch.shelf_events:
+            shelf = event.shelf
+            log.info("alerts of %s %s by %s until %s: %s", shelf.measurement, event.event,
+                     event.by or "expiry", utc_timestamp(shelf.until), shelf.reason)  # fmt: skip
         for change in batch.changes:
             log.info("alert %s %s: %s %s", change.alert.id, change.event,
                      change.alert.measurement, change.alert.severity)  # fmt: skip

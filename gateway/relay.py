@@ -46,6 +46,7 @@ from gateway.mqtt_messages import (
     ActiveAlerts,
     AlertEvent,
     BadMessage,
+    ShelfNews,
     Status,
     StreamMessage,
     parse_relayed,
@@ -250,6 +251,8 @@ class Relay:
                 site.active = active
             case AlertEvent():
                 self._event(site, parsed)
+            case ShelfNews(message=message):  # shelving is done at the gateway; told here
+                self._relay(site, "alerts", message["seq"], message["timestamp"], message)
 
     def _event(self, site: Site, event: AlertEvent) -> None:
         if event.event in ("raised", "escalated", "deescalated"):

@@ -18,7 +18,7 @@ import json
 from aiohttp import web
 
 from gateway import params
-from gateway.auth import CLAIMS, claims_subject
+from gateway.auth import Role, actor, require
 from gateway.config import Config
 from gateway.websocket import BACKEND, STOPPING, Backend, streaming_app
 
@@ -134,10 +134,11 @@ async def _pollable(request: web.Request, stream: str) -> web.Response:
 
 
 async def dismiss(request: web.Request) -> web.Response:
-    """Dismiss an active alert; a relay answers once the owning gateway has confirmed."""
+    """Dismiss an active alert (an operator's token); a relay answers once the owning
+    gateway has confirmed."""
+    require(request, Role.OPERATOR)
     alert_id = await dismissal(request)
-    by = claims_subject(request.get(CLAIMS))
-    outcome = await request.app[BACKEND].dismiss(alert_id, by)
+    outcome = await request.app[BACKEND].dismiss(alert_id, actor(request))
     if outcome is False:
         raise not_active(alert_id)
     if outcome is None:

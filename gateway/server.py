@@ -26,6 +26,7 @@ from gateway.probes import layout
 from gateway.probes.api import calibrate, list_probes, probes_context
 from gateway.rest import json_error, serving_app, unprocessable
 from gateway.service import Gateway
+from gateway.shelving import Shelving
 
 if TYPE_CHECKING:  # the simulators are imported only when simulating
     from simulators.rig import Rig
@@ -108,6 +109,7 @@ def build_app(
     app.router.add_get("/api/notify", notify_status(gateway.notifier))
     app.router.add_get("/api/probes", list_probes)
     app.router.add_post("/api/probes/{measurement}/calibrate", calibrate)
+    Shelving(gateway.alerts, config.alerts.max_shelve_minutes).add_routes(app)
     return app
 
 
@@ -143,10 +145,13 @@ def _range(request: web.Request, default_age: float) -> tuple[float, float, int]
 
 
 async def alert_history(request: web.Request) -> web.Response:
-    """Alert events (raised, escalated, deescalated, dismissed, cleared) after ``since``."""
+    """Alert events (raised, escalated, deescalated, dismissed, cleared) and shelf events
+    (shelved, unshelved) after ``since``, oldest first."""
     since, until, limit = _range(request, default_age=86400.0)
-    events = await request.app[GATEWAY].store.history(since, limit)
-    events = [event for event in events if event["at"] <= until]
+    store = request.app[GATEWAY].store
+    events = await store.history(since, limit) + await store.shelf_history(since, limit)
+    events.sort(key=lambda event: float(event["at"]))  # stable: each source is in order
+    events = [event for event in events if event["at"] <= until][:limit]
     for event in events:
         event["at"] = utc_timestamp(event["at"])
     return web.json_response(events)

@@ -21,18 +21,20 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from drivers.errors import GatewayError
 from drivers.sensors import Reading
+from gateway import shelves
 from gateway.alerts import Alert, Change, Latch
+from gateway.shelves import Shelf, ShelfEvent
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 REPORT_EVERY = 60.0  # s between ERROR lines while writes go on failing
-SCHEMA_VERSION = 2  # 2: notifications
+SCHEMA_VERSION = 3  # 2: notifications; 3: shelves, shelf_events
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
@@ -66,6 +68,7 @@ CREATE TABLE IF NOT EXISTS notifications (
 );
 CREATE INDEX IF NOT EXISTS notifications_target ON notifications (target, id);
 """
+SCHEMA += shelves.SCHEMA
 ALERT_COLUMNS = (
     "id, measurement, kind, direction, severity, state, value, bound, raised_at, updated_at, "
     "dismissed_by"
@@ -103,6 +106,7 @@ class Notification:
 class Restored:
     alerts: list[Alert]
     latches: list[Latch]
+    shelves: list[Shelf] = field(default_factory=list)
 
 
 class StoreWriteError(GatewayError):
@@ -231,7 +235,11 @@ class Store:
             f"SELECT {', '.join('a.' + c.strip() for c in ALERT_COLUMNS.split(','))} "
             "FROM latches l JOIN alerts a ON a.id = l.alert_id"
         )
-        return Restored([_alert(row) for row in active], [Latch(_alert(row)) for row in latched])
+        return Restored(
+            [_alert(row) for row in active],
+            [Latch(_alert(row)) for row in latched],
+            shelves.load(db),
+        )
 
     # alert changes ------------------------------------------------------------------
 
@@ -240,11 +248,12 @@ class Store:
         changes: Sequence[Change],
         outgoing: Sequence[Outgoing] = (),
         notifications: Sequence[Notification] = (),
+        shelf_events: Sequence[ShelfEvent] = (),
     ) -> None:
         """Commit the changes, and the messages that tell of them, in one transaction."""
 
         def work(db: sqlite3.Connection) -> None:
-            _save(db, changes, outgoing, notifications)
+            _save(db, changes, outgoing, notifications, shelf_events)
             self._outbox_rows += len(outgoing)
 
         await self._write("alert changes", work)
@@ -348,6 +357,10 @@ class Store:
         rows = await self._run(lambda db: db.execute(query, (since, limit)).fetchall())
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    async def shelf_history(self, since: float, limit: int) -> list[dict[str, Any]]:
+        """Shelvings and unshelvings after ``since`` (epoch seconds), oldest first."""
+        return await self._run(lambda db: shelves.history(db, since, limit))
+
     # readings -------------------------------------------------------------------------
 
     async def add_readings(self, readings: Iterable[Reading]) -> None:
@@ -450,8 +463,10 @@ def _save(
     changes: Sequence[Change],
     outgoing: Sequence[Outgoing],
     notifications: Sequence[Notification],
+    shelf_events: Sequence[ShelfEvent] = (),
 ) -> None:
     with _transaction(db, "BEGIN IMMEDIATE"):
+        shelves.apply(db, shelf_events)
         for change in changes:
             _apply(db, change)
         _enqueue(db, outgoing)

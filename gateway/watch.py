@@ -10,6 +10,7 @@ from gateway.messages import (
     Initial,
     Refresh,
     SensorUpdate,
+    Shelved,
     SiteInfo,
     Sites,
     SitesMap,
@@ -49,7 +50,10 @@ def _body(item: Item) -> str:
             f"(critical {c.get('critical')}, warning {c.get('warning')}, info {c.get('info')})"
         )
     if isinstance(item, Dismissed):
-        return f"dismissed: {item.alert_id}"
+        return f"dismissed: {item.alert_id}" + (f" by {item.by}" if item.by else "")
+    if isinstance(item, Shelved):
+        who = f" by {item.by}" if item.by else " (expired)" if item.type == "unshelved" else ""
+        return f"{item.type}: {item.measurement} until {item.until}{who}: {item.reason}"
     if isinstance(item, Error):
         return f"error {item.error}: {item.detail}"
     return str(getattr(item, "type", item))

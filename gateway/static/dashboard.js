@@ -16,6 +16,7 @@ import { mountCalibration } from "./calibration-view.js";
 import { DECIMALS, formatters } from "./format.js";
 import { GatewayClient, Status } from "./gateway-client.js";
 import { mountNotifyView } from "./notify-view.js";
+import { mountShelveView } from "./shelve-view.js";
 import { kindOf, mountBackLink, siteOf, withSite } from "./site-context.js";
 import { Tiles } from "./tiles.js";
 
@@ -158,6 +159,8 @@ class Dashboard {
   onAlertNews(message) {
     if (message.type === "dismissed") {
       this.alerts.remove(message.alert_id);
+    } else if (message.type === "shelved" || message.type === "unshelved") {
+      this.shelves?.refresh();
     } else if (["initial", "update", "refresh"].includes(message.type)) {
       this.alerts.setCounts(message.data);
       this.updateTitle();
@@ -293,6 +296,9 @@ async function main() {
   dashboard.tiles.onCalibrate = mountCalibration(document.body, { text, headers });
   dashboard.start();
   mountNotifyView(byId("notify"), { lang: text.locale.split("-")[0], headers });
+  dashboard.shelves = mountShelveView(byId("shelves"), {
+    lang: text.locale.split("-")[0], headers, watch: [byId("alerts"), byId("tiles")],
+  });
 }
 
 main();

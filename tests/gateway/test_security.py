@@ -175,7 +175,9 @@ async def test_dismiss_records_who(secure: Client) -> None:
     await until(lambda: gateway.summary["total"] == 1)
     [alert] = await (await secure.get("/api/alerts", headers=bearer(token()))).json()
     response = await secure.post(
-        "/alerts/dismiss", json={"alert_id": alert["id"]}, headers=bearer(token(sub="ana"))
+        "/alerts/dismiss",
+        json={"alert_id": alert["id"]},
+        headers=bearer(token(sub="ana", role="operator")),
     )
     assert response.status == 200
     history = await (await secure.get("/api/alerts/history", headers=bearer(token()))).json()
