@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
-from gateway.server import RIG
+from simulators.control import RIG
 from tests.gateway.conftest import Client, gateway_of
 from tests.gateway.test_security import SECRET, bearer, secure, token
 from tests.gateway.test_shelving import counted, next_news
