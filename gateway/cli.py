@@ -15,7 +15,7 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -454,6 +454,19 @@ async def _serve(
     reread: Callable[[], Config] | None = None,
 ) -> int:
     """Serve ``app`` until stopped; ``gateway`` None: a relay (no buses, no reload)."""
+    with _stop_signals() as stop:
+        return await _serve_until(app, config, banner, stop, gateway=gateway, reread=reread)
+
+
+async def _serve_until(
+    app: web.Application,
+    config: Config,
+    banner: str,
+    stop: asyncio.Event,
+    *,
+    gateway: Gateway | None,
+    reread: Callable[[], Config] | None,
+) -> int:
     _raise_file_limit()
     systemd = sdnotify.Notifier.from_environ()
     runner = web.AppRunner(app, handle_signals=False)
@@ -477,7 +490,8 @@ async def _serve(
         log.info("listening on %s", ", ".join(bound))
         print(f"{PROG}: " + banner.format(url=f"http://{bound[0]}"), flush=True)
         manager.start(banner.format(url=f"http://{bound[0]}"))
-        await _until_stopped(on_hangup=manager.hangup)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, manager.hangup)
+        await stop.wait()
         log.info("stopping")
         systemd.stopping("stopping")
         return EXIT_OK
@@ -488,6 +502,13 @@ async def _serve(
 
 
 async def simulate(control_port: int, link_dir: Path, *, fast: bool = False) -> int:
+    with _stop_signals() as stop:
+        return await _simulate_until(control_port, link_dir, stop, fast=fast)
+
+
+async def _simulate_until(
+    control_port: int, link_dir: Path, stop: asyncio.Event, *, fast: bool
+) -> int:
     from simulators.control import control_app
     from simulators.rig import Rig
 
@@ -506,27 +527,24 @@ async def simulate(control_port: int, link_dir: Path, *, fast: bool = False) -> 
             print(line)
         port = runner.addresses[0][1]
         print(f"control API: http://127.0.0.1:{port}/api/simulator", flush=True)
-        await _until_stopped()
+        await stop.wait()
         return EXIT_OK
     finally:
         await runner.cleanup()
         await rig.stop()
 
 
-async def _until_stopped(on_hangup: Callable[[], None] | None = None) -> None:
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[asyncio.Event]:
+    """SIGINT and SIGTERM set the event, from the very start of a command: a stop that
+    comes while it starts up (systemd may send one at any time) is a clean stop too."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    handlers: dict[signal.Signals, Callable[[], None]] = {
-        signal.SIGINT: stop.set,
-        signal.SIGTERM: stop.set,
-    }
-    if on_hangup is not None:
-        handlers[signal.SIGHUP] = on_hangup
-    for sig, handler in handlers.items():
-        loop.add_signal_handler(sig, handler)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        yield stop
     finally:
-        for sig in handlers:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
