@@ -24,6 +24,7 @@ from bench import (
     fanout,
     fanout_report,
     fieldbox,
+    history,
     machine,
     relay,
     serial_cycle,
@@ -52,6 +53,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "ws": fanout.run,
     "fieldbox": fieldbox.run,
     "relay": relay.run,
+    "history": history.run,
 }
 
 

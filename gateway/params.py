@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from drivers.sensors import MEASUREMENT_NAME
+
 #: Deeper JSON than this is refused before it is parsed: no message of ours nests past 3.
 MAX_DEPTH = 32
 #: Epoch seconds a time may take: 0 (1970) up to the year 9999.
@@ -157,6 +159,39 @@ def time_range(
         raise BadInput("invalid_query", "until: must not be before since")
     limit = bounded_int(query.get("limit", "1000"), "limit", 1, limit_max)
     return since, until, limit
+
+
+#: The widest history bucket: one year.
+BUCKET_MAX = 366 * 86400
+FORMATS = ("json", "csv")
+
+
+def bucket(raw: str | None) -> int | None:
+    """``?bucket=`` of a readings history: whole seconds, 1 s to a year; None if absent."""
+    return None if raw is None else bounded_int(raw, "bucket", 1, BUCKET_MAX)
+
+
+def output_format(query: Mapping[str, str], accept: str) -> str:
+    """``json`` or ``csv``: ``?format=`` if given, else ``csv`` when ``Accept`` asks for
+    ``text/csv``, else ``json``."""
+    raw = query.get("format")
+    if raw is None:
+        return "csv" if "text/csv" in accept.lower() else "json"
+    if raw not in FORMATS:
+        raise BadInput("invalid_query", f"format: expected json or csv, got {shown(raw)}")
+    return raw
+
+
+def measurement_name(raw: str | None, key: str = "measurement") -> str | None:
+    """A measurement's name (``[a-z][a-z0-9_]{0,31}``) or None if absent."""
+    if raw is None:
+        return None
+    if not raw.isascii() or not MEASUREMENT_NAME.fullmatch(raw):
+        raise BadInput(
+            "invalid_query",
+            f"{key}: expected a measurement name ([a-z][a-z0-9_]{{0,31}}), got {shown(raw)}",
+        )
+    return raw
 
 
 def long_poll(query: Mapping[str, str], current: int, wait_max: float) -> tuple[float, int] | None:
