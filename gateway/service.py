@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from drivers.sensors import UNITS, Reading
-from gateway import broadcast, supervise
+from gateway import broadcast, discovery, supervise
 from gateway.alerts import Rule, rule_from_bounds
 from gateway.config import Config, ThresholdConfig
 from gateway.hub import Hub
@@ -65,7 +65,13 @@ class Gateway:
         # Ids name their reservoir: unique across a fleet, as relays need them to be.
         self.store = Store(config.data_dir / DB_NAME, id_prefix=f"{config.reservoir_id}-")
         self.uplink = (
-            Uplink(config.mqtt, config.reservoir_id, self.store, on_dismiss=self.dismiss)
+            Uplink(
+                config.mqtt,
+                config.reservoir_id,
+                self.store,
+                on_dismiss=self.dismiss,
+                discovery=discovery.configs(config),
+            )
             if config.mqtt.url
             else None
         )
