@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 READING_COLUMNS = ("timestamp", "value", "quality")
@@ -57,17 +57,21 @@ def buckets(
     return [(k * bucket, low, mean, high, int(n)) for k, low, mean, high, n in rows]
 
 
+#: The alert-history filters and the column each one matches.
+EVENT_FILTERS = {"measurement": "a.measurement", "severity": "e.severity", "event": "e.event"}
+
+
 def alert_events(
-    db: sqlite3.Connection, since: float, until: float, measurement: str | None, limit: int
+    db: sqlite3.Connection, since: float, until: float, filters: Mapping[str, str], limit: int
 ) -> list[dict[str, Any]]:
-    """Alert events with ``since < at <= until`` (of one measurement, or all), oldest first."""
-    where = "e.at > ? AND e.at <= ?" + (" AND a.measurement = ?" if measurement else "")
-    args: tuple[Any, ...] = (since, until, measurement) if measurement else (since, until)
+    """Alert events with ``since < at <= until`` matching ``filters`` (keys of
+    EVENT_FILTERS: measurement, severity, event), oldest first."""
+    where = "".join(f" AND {EVENT_FILTERS[key]} = ?" for key in filters)
     rows = db.execute(
         "SELECT e.at, e.event, e.alert_id, a.measurement, a.kind, a.direction, e.severity, "
-        f"e.value, e.bound, e.by FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
-        f"WHERE {where} ORDER BY e.id LIMIT ?",
-        (*args, limit),
+        "e.value, e.bound, e.by FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+        f"WHERE e.at > ? AND e.at <= ?{where} ORDER BY e.id LIMIT ?",
+        (since, until, *filters.values(), limit),
     ).fetchall()
     return [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows]
 

@@ -183,15 +183,36 @@ def output_format(query: Mapping[str, str], accept: str) -> str:
 
 
 def measurement_name(raw: str | None, key: str = "measurement") -> str | None:
-    """A measurement's name (``[a-z][a-z0-9_]{0,31}``) or None if absent."""
+    """A measurement's (or an event's) name, ``[a-z][a-z0-9_]{0,31}``, or None if absent."""
     if raw is None:
         return None
     if not raw.isascii() or not MEASUREMENT_NAME.fullmatch(raw):
         raise BadInput(
             "invalid_query",
-            f"{key}: expected a measurement name ([a-z][a-z0-9_]{{0,31}}), got {shown(raw)}",
+            f"{key}: expected a name ([a-z][a-z0-9_]{{0,31}}), got {shown(raw)}",
         )
     return raw
+
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+def event_filters(query: Mapping[str, str]) -> dict[str, str]:
+    """``?measurement=&severity=&event=`` of an alert history: those given, checked."""
+    filters: dict[str, str] = {}
+    if (measurement := measurement_name(query.get("measurement"))) is not None:
+        filters["measurement"] = measurement
+    severity = query.get("severity")
+    if severity is not None:
+        if severity not in SEVERITIES:
+            raise BadInput(
+                "invalid_query",
+                f"severity: expected info, warning or critical, got {shown(severity)}",
+            )
+        filters["severity"] = severity
+    if (event := measurement_name(query.get("event"), "event")) is not None:
+        filters["event"] = event  # a word: raised, dismissed, shelved... (new ones may come)
+    return filters
 
 
 def long_poll(query: Mapping[str, str], current: int, wait_max: float) -> tuple[float, int] | None:

@@ -146,14 +146,14 @@ def _csv(request: web.Request, name: str, columns: Sequence[str], rows: list[Any
 
 async def alert_history(request: web.Request) -> web.Response:
     """Alert events (raised, escalated, deescalated, dismissed, cleared, ... with ``by``)
-    with ``since < at <= until``, of every measurement or of ``?measurement=``."""
+    with ``since < at <= until``; ``?measurement=&severity=&event=`` filter them."""
     output = _format(request)
     since, until, limit = _range(request, default_age=86400.0)
     try:
-        measurement = params.measurement_name(request.query.get("measurement"))
+        filters = params.event_filters(request.query)
     except params.BadInput as exc:
         raise unprocessable(exc) from None
-    events = await request.app[GATEWAY].store.alert_events(since, until, measurement, limit)
+    events = await request.app[GATEWAY].store.alert_events(since, until, filters, limit)
     for event in events:
         event["at"] = utc_timestamp(event["at"])
     if output == "csv":

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -372,10 +372,10 @@ class Store:
         )
 
     async def alert_events(
-        self, since: float, until: float, measurement: str | None, limit: int
+        self, since: float, until: float, filters: Mapping[str, str], limit: int
     ) -> list[dict[str, Any]]:
         return await self._run(
-            lambda db: history_sql.alert_events(db, since, until, measurement, limit)
+            lambda db: history_sql.alert_events(db, since, until, filters, limit)
         )
 
     async def prune_readings(self, before: float) -> int:

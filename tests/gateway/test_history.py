@@ -163,7 +163,9 @@ async def test_bad_history_input_is_422_naming_the_key(
     assert (await response.json())["detail"].startswith(key + ":")
 
 
-@pytest.mark.parametrize("query", ["measurement=PH", "measurement=p%20h", "format=tsv"])
+@pytest.mark.parametrize(
+    "query", ["measurement=PH", "measurement=p%20h", "format=tsv", "severity=high", "event=Raised"]
+)
 async def test_bad_alert_history_input_is_422(client: Client, query: str) -> None:
     response = await client.get("/api/alerts/history?" + query)
     assert response.status == 422
@@ -184,6 +186,9 @@ async def test_alert_history_csv_round_trips_with_who_dismissed(client: Client) 
     assert await other.json() == []
     before = await client.get(f"/api/alerts/history?since=0&until={T0}")
     assert await before.json() == []
+    dismissals = await client.get("/api/alerts/history?since=0&event=dismissed&severity=critical")
+    assert [(e["event"], e["by"]) for e in await dismissals.json()] == [("dismissed", "ana")]
+    assert await (await client.get("/api/alerts/history?since=0&severity=info")).json() == []
 
 
 @settings(max_examples=200, deadline=None)
@@ -194,10 +199,16 @@ def test_history_parameters_give_a_value_or_our_error(raw: str, accept: str) -> 
         lambda: params.output_format({"format": raw}, accept),
         lambda: params.output_format({}, accept),
         lambda: params.measurement_name(raw),
+        lambda: params.event_filters({"severity": raw, "event": raw}),
     ):
         detail = ""
         try:
             parse()
         except params.BadInput as exc:
             detail = exc.detail
-        assert detail == "" or detail.split(":")[0] in ("bucket", "format", "measurement")
+        assert detail == "" or detail.split(":")[0] in (
+            "bucket",
+            "format",
+            "measurement",
+            "severity",
+        )
