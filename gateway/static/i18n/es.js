@@ -75,4 +75,5 @@ export default {
   dismissLabel: (id, name) => `Descartar la alerta ${id} (${name})`,
   dismissFailed: (id) => `No se pudo descartar la alerta ${id}. Inténtelo de nuevo.`,
   pageTitle: (active, reservoir) => `${active ? `(${active}) ` : ""}Embalse ${reservoir}`,
+  historyLink: "Historial y registro de alertas",
 };
