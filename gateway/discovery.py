@@ -28,6 +28,10 @@ DEVICE_CLASSES: dict[str, tuple[str, str | None]] = {
 }
 
 
+#: Names shown where the configuration gives no ``label`` (else the name, capitalised).
+LABELS = {"ph": "pH", "orp": "ORP", "do": "Dissolved oxygen"}
+
+
 def measurements_of(config: Config) -> dict[str, tuple[str, str]]:
     """Each measurement read on some bus: (label, unit), from ``[measurements.<name>]``
     where the configuration has that table, else the name and the seed's unit."""
@@ -36,7 +40,8 @@ def measurements_of(config: Config) -> dict[str, tuple[str, str]]:
     for sensor in (s for bus in config.buses for s in bus.sensors):
         name = str(sensor.measurement)
         table = tables.get(name)
-        label = str(getattr(table, "label", "") or name.replace("_", " ").capitalize())
+        default = LABELS.get(name) or name.replace("_", " ").capitalize()
+        label = str(getattr(table, "label", "") or default)
         unit = str(getattr(table, "unit", "") or UNITS.get(name, ""))
         found.setdefault(name, (label, unit))
     return found

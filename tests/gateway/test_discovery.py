@@ -22,6 +22,7 @@ def test_one_config_per_measurement_read_with_a_class_home_assistant_accepts(
         "homeassistant/sensor/EMBALSE_01_water_level/config",
     ]
     ph = configs["homeassistant/sensor/EMBALSE_01_ph/config"]
+    assert ph["name"] == "pH"
     assert ph["device_class"] == "ph"
     assert "unit_of_measurement" not in ph  # Home Assistant's pH class takes none
     assert ph["state_topic"] == "plant/water/EMBALSE_01/sensors"
