@@ -8,6 +8,7 @@ import io
 import math
 import sqlite3
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from drivers.sensors import Quality, Reading
 from gateway import history, params
 from gateway.broadcast import broadcast_alert_dismissed, broadcast_alert_update
-from gateway.store import SCHEMA
+from gateway.store import SCHEMA, SCHEMA_VERSION, Store
 from tests.gateway.alerting import active_id, unplug_ph
 from tests.gateway.conftest import Client, gateway_of
 
@@ -212,3 +213,35 @@ def test_history_parameters_give_a_value_or_our_error(raw: str, accept: str) -> 
             "measurement",
             "severity",
         )
+
+
+async def test_a_version_2_database_gets_the_covering_index(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        SCHEMA.replace("readings_measurement_at_value", "unused_new_index")  # not yet there
+        .replace("DROP INDEX IF EXISTS readings_measurement_at;", "")
+        .replace("(measurement, at, value)", "(measurement)")
+        + "CREATE INDEX readings_measurement_at ON readings (measurement, at);"
+        "DROP INDEX unused_new_index;"
+        "INSERT INTO meta VALUES ('schema_version', '2');"
+        "INSERT INTO readings VALUES ('ph', 10.0, 7.0, 'good', 'bus');"
+    )
+    old.close()
+    store = Store(path)
+    await store.open()
+    try:
+        assert await store.buckets("ph", 0.0, 100.0, 60) == [(0, 7.0, 7.0, 7.0, 1)]
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    plan = db.execute(
+        "EXPLAIN QUERY PLAN SELECT MIN(value) FROM readings WHERE measurement = 'ph' AND at > 0"
+    ).fetchall()
+    (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    db.close()
+    assert "readings_measurement_at_value" in indexes
+    assert "readings_measurement_at" not in indexes
+    assert "COVERING INDEX readings_measurement_at_value" in str(plan)
+    assert version == str(SCHEMA_VERSION) == "3"
