@@ -24,6 +24,7 @@ from bench import (
     fanout,
     fanout_report,
     fieldbox,
+    history,
     machine,
     published,
     relay,
@@ -59,6 +60,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "startup": startup.run,
     "ws-memory": ws_memory.run,
     "ws-profile": ws_profile.run,
+    "history": history.run,
 }
 
 

@@ -12,6 +12,9 @@ Topics under ``<prefix>/<reservoir_id>/`` (docs/scaling.md):
 - ``status``: ``online``, and ``offline`` as the last will (retained);
 - ``commands/dismiss``: where relays ask this gateway to dismiss an alert.
 
+With ``[mqtt] discovery = true`` it also publishes, retained, at each connect, the
+Home Assistant discovery configs of gateway/discovery.py.
+
 Every message goes through the SQLite outbox first and leaves it only once the
 broker acknowledged it (QoS 1), in the order it was queued. While the broker
 is away they wait on disk (readings bounded, alert events never dropped), and
@@ -80,8 +83,10 @@ class Uplink:
         store: Store,
         *,
         on_dismiss: Callable[[str, str | None], Awaitable[bool]],
+        discovery: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         self.config = config
+        self.discovery = list(discovery)  # Home Assistant configs, published at each connect
         self.base = f"{config.prefix}/{reservoir_id}"
         self.identifier = config.client_id or f"sensor-gateway-{reservoir_id}"
         self.store = store
@@ -195,6 +200,8 @@ class Uplink:
                 self._client, self.connected = client, True
                 log.info("MQTT: connected to %s as %s", self.config.url, self.identifier)
                 await client.publish(f"{self.base}/status", b"online", qos=1, retain=True)
+                for topic, payload in self.discovery:
+                    await client.publish(topic, payload, qos=1, retain=True)
                 await client.subscribe(f"{self.base}/commands/#", qos=1)
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(self._drain(client), name="gateway.mqtt-drain")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drivers.errors import GatewayError
+from drivers.sensors import MEASUREMENT_NAME
 
 #: Deeper JSON than this is refused before it is parsed: no message of ours nests past 3.
 MAX_DEPTH = 32
@@ -159,6 +160,60 @@ def time_range(
         raise BadInput("invalid_query", "until: must not be before since")
     limit = bounded_int(query.get("limit", "1000"), "limit", 1, limit_max)
     return since, until, limit
+
+
+#: The widest history bucket: one year.
+BUCKET_MAX = 366 * 86400
+FORMATS = ("json", "csv")
+
+
+def bucket(raw: str | None) -> int | None:
+    """``?bucket=`` of a readings history: whole seconds, 1 s to a year; None if absent."""
+    return None if raw is None else bounded_int(raw, "bucket", 1, BUCKET_MAX)
+
+
+def output_format(query: Mapping[str, str], accept: str) -> str:
+    """``json`` or ``csv``: ``?format=`` if given, else ``csv`` when ``Accept`` asks for
+    ``text/csv``, else ``json``."""
+    raw = query.get("format")
+    if raw is None:
+        return "csv" if "text/csv" in accept.lower() else "json"
+    if raw not in FORMATS:
+        raise BadInput("invalid_query", f"format: expected json or csv, got {shown(raw)}")
+    return raw
+
+
+def measurement_name(raw: str | None, key: str = "measurement") -> str | None:
+    """A measurement's (or an event's) name, ``[a-z][a-z0-9_]{0,31}``, or None if absent."""
+    if raw is None:
+        return None
+    if not raw.isascii() or not MEASUREMENT_NAME.fullmatch(raw):
+        raise BadInput(
+            "invalid_query",
+            f"{key}: expected a name ([a-z][a-z0-9_]{{0,31}}), got {shown(raw)}",
+        )
+    return raw
+
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+def event_filters(query: Mapping[str, str]) -> dict[str, str]:
+    """``?measurement=&severity=&event=`` of an alert history: those given, checked."""
+    filters: dict[str, str] = {}
+    if (measurement := measurement_name(query.get("measurement"))) is not None:
+        filters["measurement"] = measurement
+    severity = query.get("severity")
+    if severity is not None:
+        if severity not in SEVERITIES:
+            raise BadInput(
+                "invalid_query",
+                f"severity: expected info, warning or critical, got {shown(severity)}",
+            )
+        filters["severity"] = severity
+    if (event := measurement_name(query.get("event"), "event")) is not None:
+        filters["event"] = event  # a word: raised, dismissed, shelved... (new ones may come)
+    return filters
 
 
 def long_poll(query: Mapping[str, str], current: int, wait_max: float) -> tuple[float, int] | None:

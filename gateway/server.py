@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from drivers.sensors import MEASUREMENTS
-from gateway import params
+from gateway import history, params
 from gateway.config import Config, ConfigError
 from gateway.hub import utc_timestamp
 from gateway.notify.api import notify_status
@@ -144,32 +144,112 @@ def _range(request: web.Request, default_age: float) -> tuple[float, float, int]
         raise unprocessable(exc) from None
 
 
+def _format(request: web.Request) -> str:
+    """``json`` or ``csv`` (``?format=``, or ``Accept: text/csv``)."""
+    try:
+        return params.output_format(request.query, request.headers.get("Accept", ""))
+    except params.BadInput as exc:
+        raise unprocessable(exc) from None
+
+
+def _csv(request: web.Request, name: str, columns: Sequence[str], rows: list[Any]) -> web.Response:
+    reservoir = request.app[GATEWAY].config.reservoir_id
+    return web.Response(
+        text=history.to_csv(columns, rows),
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{reservoir}-{name}.csv"'},
+    )
+
+
 async def alert_history(request: web.Request) -> web.Response:
     """Alert events (raised, escalated, deescalated, dismissed, cleared) and shelf events
-    (shelved, unshelved) after ``since``, oldest first."""
+    (shelved, unshelved), each with ``by``, with ``since < at <= until``, oldest first;
+    ``?measurement=&severity=&event=`` filter them."""
+    output = _format(request)
     since, until, limit = _range(request, default_age=86400.0)
+    try:
+        filters = params.event_filters(request.query)
+    except params.BadInput as exc:
+        raise unprocessable(exc) from None
     store = request.app[GATEWAY].store
-    events = await store.history(since, limit) + await store.shelf_history(since, limit)
-    events.sort(key=lambda event: float(event["at"]))  # stable: each source is in order
-    events = [event for event in events if event["at"] <= until][:limit]
+    events = await store.alert_events(since, until, filters, limit)
+    if "severity" not in filters and filters.get("event") in (None, "shelved", "unshelved"):
+        shelf_events = [
+            event
+            for event in await store.shelf_history(since, limit)
+            if event["at"] <= until
+            and filters.get("measurement") in (None, event["measurement"])
+            and filters.get("event") in (None, event["event"])
+        ]
+        events = sorted(events + shelf_events, key=lambda e: float(e["at"]))[:limit]
     for event in events:
         event["at"] = utc_timestamp(event["at"])
+    if output == "csv":
+        rows = [[e[c] for c in history.EVENT_COLUMNS] for e in events]
+        return _csv(request, "alerts", history.EVENT_COLUMNS, rows)
     return web.json_response(events)
 
 
-async def sensor_history(request: web.Request) -> web.Response:
-    """Stored readings of one measurement after ``since`` (default: the last hour)."""
+def _measurement(request: web.Request) -> str:
+    """``?measurement=``: one the gateway knows (the seed's four, or one configured)."""
+    config = request.app[GATEWAY].config
+    known = [*MEASUREMENTS]
+    known += [s.measurement for b in config.buses for s in b.sensors if s.measurement not in known]
     measurement = request.query.get("measurement", "")
-    if measurement not in MEASUREMENTS:
-        known = ", ".join(MEASUREMENTS)
-        detail = f"measurement: expected one of {known}, got {params.shown(measurement)}"
+    if measurement not in known:
+        detail = f"measurement: expected one of {', '.join(known)}, got {params.shown(measurement)}"
         raise json_error(422, "invalid_query", detail)
+    return measurement
+
+
+async def sensor_history(request: web.Request) -> web.Response:
+    """Stored readings of one measurement with ``since < at <= until`` (default: the last
+    hour): raw (at most HISTORY_LIMIT, or ``?limit=``), or per ``?bucket=`` seconds."""
+    measurement, output = _measurement(request), _format(request)
     since, until, limit = _range(request, default_age=3600.0)
-    rows = await request.app[GATEWAY].store.readings(measurement, since, limit)
+    try:
+        bucket = params.bucket(request.query.get("bucket"))
+    except params.BadInput as exc:
+        raise unprocessable(exc) from None
+    if bucket is not None:
+        return await _buckets(request, output, measurement, (since, until), bucket)
+    store = request.app[GATEWAY].store
+    if "limit" not in request.query:
+        limit = HISTORY_LIMIT
+        count = await store.count_readings(measurement, since, until)
+        if count > HISTORY_LIMIT:
+            detail = (
+                f"bucket: {count} readings in this range, more than {HISTORY_LIMIT}: "
+                "ask for ?bucket=SECONDS (min, avg, max per bucket) or a shorter range"
+            )
+            raise json_error(422, "too_many_readings", detail)
+    rows = [
+        (utc_timestamp(at), value, quality)
+        for at, value, quality in await store.readings_between(measurement, since, until, limit)
+    ]
+    if output == "csv":
+        return _csv(request, f"{measurement}-readings", history.READING_COLUMNS, rows)
+    return web.json_response([dict(zip(history.READING_COLUMNS, r, strict=True)) for r in rows])
+
+
+async def _buckets(
+    request: web.Request, output: str, measurement: str, span: tuple[float, float], bucket: int
+) -> web.Response:
+    since, until = span
+    count = (min(until, time.time()) - since) / bucket
+    if count > HISTORY_LIMIT:
+        detail = (
+            f"bucket: {count:.0f} buckets in this range, at most {HISTORY_LIMIT}: ask for larger"
+        )
+        raise json_error(422, "invalid_query", detail)
+    points = await request.app[GATEWAY].store.buckets(measurement, since, until, bucket)
+    rows = [(utc_timestamp(t), low, mean, high, n) for t, low, mean, high, n in points]
+    if output == "csv":
+        return _csv(request, f"{measurement}-{bucket}s", history.POINT_COLUMNS, rows)
     return web.json_response(
-        [
-            {"timestamp": utc_timestamp(at), "value": value, "quality": q}
-            for at, value, q in rows
-            if at <= until
-        ]
+        {
+            "measurement": measurement,
+            "bucket": bucket,
+            "points": [dict(zip(history.POINT_COLUMNS, r, strict=True)) for r in rows],
+        }
     )

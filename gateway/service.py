@@ -21,7 +21,7 @@ from typing import Any
 
 from drivers.errors import PortDisconnected
 from drivers.sensors import UNITS, Reading
-from gateway import broadcast, reconfigure, supervise
+from gateway import broadcast, discovery, reconfigure, supervise
 from gateway.alerts import Rule, rule_from_bounds
 from gateway.config import BusConfig, Config, ConfigError, ThresholdConfig
 from gateway.field.sdnotify import poll_max_age
@@ -68,7 +68,13 @@ class Gateway:
         # Ids name their reservoir: unique across a fleet, as relays need them to be.
         self.store = Store(config.data_dir / DB_NAME, id_prefix=f"{config.reservoir_id}-")
         self.uplink = (
-            Uplink(config.mqtt, config.reservoir_id, self.store, on_dismiss=self.dismiss)
+            Uplink(
+                config.mqtt,
+                config.reservoir_id,
+                self.store,
+                on_dismiss=self.dismiss,
+                discovery=discovery.configs(config),
+            )
             if config.mqtt.url
             else None
         )

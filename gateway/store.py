@@ -19,7 +19,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from drivers.errors import GatewayError
 from drivers.sensors import Reading
+from gateway import history as history_sql
 from gateway import shelves
 from gateway.alerts import Alert, Change, Latch
 from gateway.shelves import Shelf, ShelfEvent
@@ -34,7 +35,9 @@ from gateway.shelves import Shelf, ShelfEvent
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 REPORT_EVERY = 60.0  # s between ERROR lines while writes go on failing
-SCHEMA_VERSION = 3  # 2: notifications; 3: shelves, shelf_events
+# 2: notifications; 3: shelves and shelf_events, the readings index covers value (history
+# buckets). SCHEMA brings an older database up to date (CREATE ... IF NOT EXISTS).
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
@@ -56,7 +59,8 @@ CREATE TABLE IF NOT EXISTS readings (
     measurement TEXT NOT NULL, at REAL NOT NULL, value REAL, quality TEXT NOT NULL,
     source TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS readings_measurement_at ON readings (measurement, at);
+CREATE INDEX IF NOT EXISTS readings_measurement_at_value ON readings (measurement, at, value);
+DROP INDEX IF EXISTS readings_measurement_at;
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
     qos INTEGER NOT NULL, retain INTEGER NOT NULL, droppable INTEGER NOT NULL, at REAL NOT NULL
@@ -199,6 +203,7 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA temp_store=MEMORY")  # history buckets sort in memory
             db.executescript(SCHEMA)
             db.execute(  # SCHEMA creates what an older database lacks: say it is current
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -381,6 +386,32 @@ class Store:
         )
         rows = await self._run(lambda db: db.execute(query, (measurement, since, limit)).fetchall())
         return [(at, value, quality) for at, value, quality in rows]
+
+    # history (gateway/history.py) -------------------------------------------------------
+
+    async def count_readings(self, measurement: str, since: float, until: float) -> int:
+        return await self._run(lambda db: history_sql.count_readings(db, measurement, since, until))
+
+    async def readings_between(
+        self, measurement: str, since: float, until: float, limit: int
+    ) -> list[tuple[float, float | None, str]]:
+        return await self._run(
+            lambda db: history_sql.raw_readings(db, measurement, since, until, limit)
+        )
+
+    async def buckets(
+        self, measurement: str, since: float, until: float, bucket: int
+    ) -> list[tuple[float, float | None, float | None, float | None, int]]:
+        return await self._run(
+            lambda db: history_sql.buckets(db, measurement, since, until, bucket)
+        )
+
+    async def alert_events(
+        self, since: float, until: float, filters: Mapping[str, str], limit: int
+    ) -> list[dict[str, Any]]:
+        return await self._run(
+            lambda db: history_sql.alert_events(db, since, until, filters, limit)
+        )
 
     async def prune_readings(self, before: float) -> int:
         """Drop readings older than ``before``."""

@@ -5,7 +5,8 @@
  *
  * Query parameters (docs/dashboard.md): `reconnect` (base interval, ms),
  * `attempts` (reconnect attempts before polling), `probe` (ms between WebSocket
- * probes while polling), `wait` (long-poll seconds), `lang` (language file).
+ * probes while polling), `wait` (long-poll seconds), `lang` (language file; the
+ * history page, static/history.html, is linked in the same language).
  * A token comes in the fragment, `#token=...`, and is kept in sessionStorage.
  *
  * @module dashboard
@@ -135,6 +136,7 @@ class Dashboard {
     document.documentElement.lang = this.text.locale.split("-")[0];
     for (const el of document.querySelectorAll("[data-text]")) el.textContent = this.text[el.dataset.text];
     document.title = this.text.title;
+    byId("history-link").href = `static/history.html?lang=${this.settings.lang}`;
   }
 
   // messages ----------------------------------------------------------------------------

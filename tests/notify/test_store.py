@@ -40,7 +40,7 @@ async def test_a_version_1_database_gains_the_outbox(tmp_path: Path) -> None:
     (attempts,) = db.execute("SELECT attempts FROM notifications").fetchone()
     db.close()
     assert (version, attempts) == (str(SCHEMA_VERSION), 1)
-    assert SCHEMA_VERSION >= 2
+    assert SCHEMA_VERSION >= 2  # 2 brought the notifications
 
 
 async def test_a_full_disk_holds_the_notifications_with_the_changes(

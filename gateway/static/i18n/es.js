@@ -101,4 +101,5 @@ export default {
     refused: (detail) => `El circuito rechazó la calibración: ${detail}`,
   },
   pageTitle: (active, reservoir) => `${active ? `(${active}) ` : ""}Embalse ${reservoir}`,
+  historyLink: "Historial y registro de alertas",
 };
