@@ -84,12 +84,11 @@ async def test_a_shelved_crossing_raises_nothing_until_the_shelf_ends_then_at_on
 async def test_an_active_alert_leaves_the_counts_while_shelved_and_unshelve_brings_it_back(
     client: Client,
 ) -> None:
-    gateway = gateway_of(client)
-    await reads_ph(client, 8.7)
-    await until(lambda: gateway.summary["total"] == 1)
-    [alert] = await (await client.get("/api/alerts")).json()
     async with client.ws_connect("/ws/alerts") as ws:
+        await counted(ws, 0)  # connected before the alert: its update is the next count
+        await reads_ph(client, 8.7)
         await counted(ws, 1)
+        [alert] = await (await client.get("/api/alerts")).json()
         await shelve(client, 60, "calibrating")
         shelved = await next_news(ws)
         assert shelved["type"] == "shelved", shelved

@@ -75,6 +75,32 @@ export default {
   dismiss: "Dismiss",
   dismissLabel: (id, name) => `Dismiss alert ${id} (${name})`,
   dismissFailed: (id) => `Alert ${id} could not be dismissed. Please try again.`,
+  calibrationDue: "Calibration due: the probe needs calibrating",
+
+  // calibration (calibration-view.js)
+  calibrate: "Calibrate",
+  calibration: {
+    title: (name) => `Calibration: ${name}`,
+    loading: "Asking the circuit...",
+    unknown: "Calibration state unknown",
+    run: "Calibrate",
+    close: "Close",
+    points: {
+      mid: "Mid point (pH 7)",
+      low: "Low point",
+      high: "High point",
+      dry: "Dry",
+      single: "Single point",
+      atm: "In air",
+      zero: "Zero solution",
+      clear: "Clear calibration",
+    },
+    valueOf: (point) => `Standard's value: ${point}`,
+    pointCount: (n) => `${n} ${n === 1 ? "point" : "points"}`,
+    slope: (acid, base, offset) => `acid slope ${acid} %, base ${base} %, offset ${offset} mV`,
+    done: (command, state) => `${command}: done. ${state}`,
+    refused: (detail) => `The circuit refused the calibration: ${detail}`,
+  },
   pageTitle: (active, reservoir) => `${active ? `(${active}) ` : ""}Reservoir ${reservoir}`,
   historyLink: "History and alert log",
 };
