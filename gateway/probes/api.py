@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from drivers import ezo
 from drivers.errors import DriverError, EzoUnknownCommand
 from drivers.ezo_sensor import EzoSensor
-from gateway.auth import CLAIMS, claims_subject
+from gateway.auth import Role, actor, require
 from gateway.hub import utc_timestamp
 from gateway.probes import configured
 from gateway.probes.store import CalibrationRecord, CalibrationStore
@@ -175,13 +175,13 @@ async def list_probes(request: web.Request) -> web.Response:
 
 
 async def calibrate(request: web.Request) -> web.Response:
+    require(request, Role.TECHNICIAN)
     probes = request.app[PROBES]
     measurement = request.match_info["measurement"]
     if measurement not in configured(probes.gateway.config):
         raise json_error(404, "not_found", f"no probe reads {measurement!r}")
     body = _body(await request.read())
-    by = claims_subject(request.get(CLAIMS)) or "local"
-    return web.json_response(await probes.calibrate(measurement, body, by))
+    return web.json_response(await probes.calibrate(measurement, body, actor(request)))
 
 
 def _body(raw: bytes) -> CalibrateBody:

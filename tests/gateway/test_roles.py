@@ -51,8 +51,9 @@ async def test_an_operator_or_a_technician_dismisses_and_is_named(
     secure: Client, role: str
 ) -> None:
     headers = bearer(token(sub="ana", role=role))
-    alert_id = await raise_ph_alert(secure, headers)
     async with secure.ws_connect("/ws/alerts", headers=headers) as ws:
+        await counted(ws, 0)  # connected before the alert: its update is the next count
+        alert_id = await raise_ph_alert(secure, headers)
         await counted(ws, 1)
         response = await secure.post(
             "/alerts/dismiss", json={"alert_id": alert_id}, headers=headers
@@ -95,3 +96,26 @@ async def test_token_command_refuses_an_unknown_role() -> None:
     code, out, err = await mint("--role", "admin")
     assert (code, out) == (1, "")
     assert "--role" in err
+
+
+@pytest.mark.parametrize("role", [None, "viewer", "operator"])
+async def test_only_a_technician_calibrates(secure: Client, role: str | None) -> None:
+    claims = {} if role is None else {"role": role}
+    headers = bearer(token(sub="ana", **claims))
+    body = {"point": "mid", "value": 7.0}
+    response = await secure.post("/api/probes/ph/calibrate", json=body, headers=headers)
+    assert (response.status, await response.json()) == (
+        403,
+        {"error": "forbidden", "detail": "needs technician"},
+    )
+    assert (await secure.get("/api/probes", headers=headers)).status == 200  # reading is fine
+
+
+async def test_a_technicians_calibration_records_its_sub(secure: Client) -> None:
+    headers = bearer(token(sub="luis", role="technician"))
+    body = {"point": "mid", "value": 7.0}
+    response = await secure.post("/api/probes/ph/calibrate", json=body, headers=headers)
+    assert response.status == 200, await response.text()
+    [ph] = [p for p in await (await secure.get("/api/probes", headers=headers)).json()
+            if p["measurement"] == "ph"]  # fmt: skip
+    assert ph["last_calibration"]["by"] == "luis"
