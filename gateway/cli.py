@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, NoReturn
 from aiohttp import web
 
 from drivers.errors import PortDisconnected
+from gateway.api.listen import ListenError, listen
 from gateway.config import Config, ConfigError, dump_config, load_config, with_overrides
 from gateway.field import sdnotify
 from gateway.field.journal import configure_logging
 from gateway.field.scan import parse_bauds, parse_units, scan_command
 from gateway.field.service_manager import ServiceManager
-from gateway.listen import ListenError, listen
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
@@ -423,7 +423,7 @@ async def serve(
 ) -> int:
     """Run the gateway until SIGINT/SIGTERM; on SIGHUP, apply ``reread()``. Exit code
     per the contract."""
-    from gateway.server import GATEWAY, build_app
+    from gateway.api.server import GATEWAY, build_app
 
     try:
         app = build_app(config, simulate=simulate, require_ports=require_ports)
@@ -436,7 +436,7 @@ async def serve(
 
 async def serve_relay(config: Config) -> int:
     """Run a relay until SIGINT/SIGTERM."""
-    from gateway.relay import build_relay_app
+    from gateway.mqtt.relay import build_relay_app
 
     try:
         app = build_relay_app(config)

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import aiohttp
 from pydantic import ValidationError
 
-from gateway.hub import utc_timestamp
+from gateway.api.hub import utc_timestamp
 from gateway.messages import Message, SensorUpdate, Update, parse_message
 
 log = logging.getLogger(__name__)

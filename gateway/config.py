@@ -193,7 +193,7 @@ class MqttConfig(_Model):
     #: Readings and states kept on disk while the broker is away (oldest dropped first).
     #: Alert events are never dropped.
     outbox_readings: int = Field(default=100_000, ge=10)
-    #: Home Assistant MQTT discovery: a retained config per measurement (gateway/discovery.py).
+    #: Home Assistant MQTT discovery: a retained config per measurement (gateway/mqtt/discovery.py).
     discovery: bool = False
     discovery_prefix: Annotated[
         str, _rule(_TOPIC.fullmatch, "must be a topic path without + or #")

@@ -5,7 +5,7 @@ alert writer, the stale check, the readings writer). While it runs, the seed's
 broadcast API (:mod:`gateway.broadcast`) acts on it.
 
 The alert path (engine -> store -> clients and uplink), and what it does when
-the disk refuses a write, is gateway/pipeline.py's. Durations (staleness) run
+the disk refuses a write, is gateway/alerts/pipeline.py's. Durations (staleness) run
 on the monotonic clock; the wall clock only stamps.
 """
 
@@ -21,21 +21,22 @@ from typing import Any
 
 from drivers.errors import PortDisconnected
 from drivers.sensors import UNITS, Reading
-from gateway import broadcast, discovery, reconfigure, supervise
-from gateway.alerts import Rule, rule_from_bounds
+from gateway import broadcast, reconfigure, supervise
+from gateway.alerts.engine import Rule, rule_from_bounds
+from gateway.alerts.pipeline import AlertPipeline
+from gateway.alerts.store import Store, StoreWriteError
+from gateway.api.hub import STREAMS, Hub
+from gateway.api.metrics import Metrics
 from gateway.config import BusConfig, Config, ConfigError, ThresholdConfig
 from gateway.field.sdnotify import poll_max_age
-from gateway.hub import STREAMS, Hub
-from gateway.metrics import Metrics
-from gateway.mqtt import Uplink
+from gateway.mqtt import discovery
+from gateway.mqtt.uplink import Uplink
 from gateway.notify.messages import Site
 from gateway.notify.sender import Notifier
 from gateway.notify.targets import from_config
-from gateway.pipeline import AlertPipeline
 from gateway.poller import BusPoller, temperature_wait_for
 from gateway.readings import LatestReadings
 from gateway.sites import SITES, SitesFeed
-from gateway.store import Store, StoreWriteError
 
 log = logging.getLogger(__name__)
 DB_NAME = "gateway.sqlite3"
@@ -331,7 +332,7 @@ class Gateway:
         return self.readings.value("temperature")
 
     async def _write_alerts(self) -> None:
-        """The alert writer task (see gateway/pipeline.py)."""
+        """The alert writer task (see gateway/alerts/pipeline.py)."""
         await self.alerts.run()
 
     async def dismiss(self, alert_id: str, by: str | None = None) -> bool:

@@ -62,5 +62,5 @@ def test_run_without_simulate_does_not_import_the_simulators(tmp_path: Path) -> 
     names = imported_modules(tmp_path)
     assert "gateway.service" in names  # the list is real: the gateway itself is in it
     assert not {n for n in names if n.split(".")[0] == "simulators"}
-    assert "gateway.relay" not in names
+    assert "gateway.mqtt.relay" not in names
     assert "gateway.client" not in names

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.alerts import (
+from gateway.alerts.engine import (
     SEVERITIES,
     Alert,
     AlertEngine,

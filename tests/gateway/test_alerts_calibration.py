@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from gateway.alerts import AlertEngine, Now, Rule
+from gateway.alerts.engine import AlertEngine, Now, Rule
 
 DAY = 86400.0
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from drivers.sensors import Quality, Reading
-from gateway.alerts import Alert, Change, Latch
-from gateway.store import Store
+from gateway.alerts.engine import Alert, Change, Latch
+from gateway.alerts.store import Store
 
 
 @pytest.fixture

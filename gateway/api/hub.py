@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gateway.hub")  # the name logs were filtered by
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_SLOW = 4008

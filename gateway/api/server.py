@@ -17,16 +17,17 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from drivers.sensors import MEASUREMENTS
-from gateway import history, params
+from gateway.alerts import history
+from gateway.api import params
+from gateway.api.hub import utc_timestamp
+from gateway.api.pages import add_pages
+from gateway.api.rest import json_error, serving_app, unprocessable
+from gateway.api.shelving import Shelving
 from gateway.config import Config, ConfigError
-from gateway.hub import utc_timestamp
 from gateway.notify.api import notify_status
-from gateway.pages import add_pages
 from gateway.probes import layout
 from gateway.probes.api import calibrate, list_probes, probes_context
-from gateway.rest import json_error, serving_app, unprocessable
 from gateway.service import Gateway
-from gateway.shelving import Shelving
 
 if TYPE_CHECKING:  # the simulators are imported only when simulating
     from simulators.rig import Rig
@@ -39,7 +40,7 @@ SIM_SCHEME = "sim://"
 HISTORY_LIMIT = 10000
 VERSION = importlib.metadata.version("sensor-gateway")
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent.parent / "static"
 
 
 def resolve_ports(config: Config, rig: Rig | None) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 Every alert change is committed (WAL, ``synchronous=FULL``) before it is
 published while the disk takes writes, so a ``kill -9`` or a power cut then
-loses nothing a client was told (gateway/pipeline.py says what happens when it
+loses nothing a client was told (gateway/alerts/pipeline.py says what happens when it
 does not). All database work runs on one thread of its own, in submission
 order, so the event loop never waits on a disk.
 
@@ -27,13 +27,13 @@ from typing import Any, TypeVar
 
 from drivers.errors import GatewayError
 from drivers.sensors import Reading
-from gateway import history as history_sql
-from gateway import shelves
-from gateway.alerts import Alert, Change, Latch
-from gateway.shelves import Shelf, ShelfEvent
+from gateway.alerts import history as history_sql
+from gateway.alerts import shelves
+from gateway.alerts.engine import Alert, Change, Latch
+from gateway.alerts.shelves import Shelf, ShelfEvent
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
+log = logging.getLogger("gateway.store")  # the name logs were filtered by
 REPORT_EVERY = 60.0  # s between ERROR lines while writes go on failing
 # 2: notifications; 3: shelves and shelf_events, the readings index covers value (history
 # buckets). SCHEMA brings an older database up to date (CREATE ... IF NOT EXISTS).
@@ -387,7 +387,7 @@ class Store:
         rows = await self._run(lambda db: db.execute(query, (measurement, since, limit)).fetchall())
         return [(at, value, quality) for at, value, quality in rows]
 
-    # history (gateway/history.py) -------------------------------------------------------
+    # history (gateway/alerts/history.py) -------------------------------------------------------
 
     async def count_readings(self, measurement: str, since: float, until: float) -> int:
         return await self._run(lambda db: history_sql.count_readings(db, measurement, since, until))
