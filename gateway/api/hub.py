@@ -14,6 +14,40 @@ key keep only the newest per key (sensor readings: only the latest matters);
 other frames (alert news) queue up to ``limit``, and a client over the limit,
 or whose socket has not moved for ``stall_timeout`` seconds, is cut off with
 close code 4008.
+
+Why it writes to aiohttp's transport itself
+-------------------------------------------
+Going through ``WebSocketResponse.send_str`` costs a JSON encode, a frame build
+and a compress per client, plus a coroutine per send. Here a frame is built once
+and written with ``transport.write`` to every ready client, as the benchmark's
+floor does; docs/scaling.md ("Where the bytes and the microseconds of a WebSocket
+client go", and the "WebSocket fan-out, CPU" row against the floor) shows the
+cost per delivery at that floor, the socket write itself taking nearly all of it.
+
+What it relies on inside aiohttp
+--------------------------------
+Checked against aiohttp 3.14 (``aiohttp>=3.14`` in pyproject.toml; 3.14.5 when
+written). tests/gateway/test_aiohttp_internals.py fails, naming what changed, if
+an upgrade breaks any of these (all reached from gateway/api/websocket.py):
+
+- ``request.transport``: the connection's ``asyncio.Transport``, still the live
+  socket after ``WebSocketResponse.prepare()``; the hub calls its ``write``,
+  ``is_closing``, ``abort`` and ``set_protocol``.
+- ``request.protocol`` (``aiohttp.web_protocol.RequestHandler``): the transport's
+  protocol until :class:`Client` replaces it with ``transport.set_protocol(self)``
+  and passes every event on to it: ``data_received(data)``, ``eof_received()``,
+  ``connection_lost(exc)``, ``pause_writing()``, ``resume_writing()``; and its
+  ``writing_paused`` property, read once at start.
+- ``request.writer.drain()``: waits while the protocol is paused (a client that
+  is behind drains before writing its queue).
+- ``WebSocketResponse.compress`` after ``prepare()``: the negotiated
+  permessage-deflate window bits (an int), or False. Every frame the hub deflates
+  stands alone (``Z_SYNC_FLUSH``, no shared context), so aiohttp's reader, and any
+  RFC 7692 client, decodes it whatever window it keeps; nothing else may send
+  compressed frames on a connection the hub writes to (aiohttp's own pings and
+  close frames are control frames, never compressed).
+- aiohttp's own writes (pings, the close frame) go to the same transport, whole
+  frames at a time, so they never split one of the hub's.
 """
 
 from __future__ import annotations
