@@ -33,7 +33,8 @@ from drivers.modbus_rtu import (
     frame,
     reply_length,
 )
-from drivers.sensors import ModbusBus, ModbusPoint
+from drivers.model import ModbusPoint
+from drivers.sensors import ModbusBus
 from drivers.serial_line import SerialLine
 from simulators.devices import EzoDevice, ModbusBusDevice
 from simulators.rig import Rig, default_units

@@ -47,7 +47,7 @@ from drivers import errors as driver_errors
 from drivers.errors import GatewayError
 from drivers.modbus_pdu import BIT_TYPES
 from drivers.modbus_tcp import DEFAULT_PORT as MODBUS_TCP_PORT
-from drivers.sensors import MEASUREMENT_NAME, MEASUREMENTS, ModbusPoint
+from drivers.model import MEASUREMENT_NAME, MEASUREMENTS, ModbusPoint
 from drivers.tcp_line import parse_address
 
 ENV_PREFIX = "GATEWAY_"

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from drivers.errors import PortDisconnected
-from drivers.sensors import UNITS, Reading
+from drivers.model import UNITS, Reading
 from gateway import broadcast, reconfigure, supervise
 from gateway.alerts.engine import Rule, rule_from_bounds
 from gateway.alerts.pipeline import AlertPipeline

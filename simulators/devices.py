@@ -23,7 +23,7 @@ from drivers.modbus_pdu import (
     encode_value,
 )
 from drivers.modbus_rtu import RequestDecoder, frame
-from drivers.sensors import ModbusPoint
+from drivers.model import ModbusPoint
 from simulators.ezo_cal import model_for, oxygen_saturation
 from simulators.pty import VirtualPort
 from simulators.tcp_port import TcpPort

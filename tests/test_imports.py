@@ -64,3 +64,14 @@ def test_run_without_simulate_does_not_import_the_simulators(tmp_path: Path) -> 
     assert not {n for n in names if n.split(".")[0] == "simulators"}
     assert "gateway.mqtt.relay" not in names
     assert "gateway.client" not in names
+
+
+def test_the_simulators_import_the_drivers_model_not_serial_io() -> None:
+    code = "import simulators.devices, simulators.modbus_tcp, simulators.rig"
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True
+    )
+    names = {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if "|" in line}
+    assert "drivers.model" in names  # the list is real
+    serial_io = {"serial", "serial_asyncio_fast", "drivers.serial_line", "drivers.sensors"}
+    assert not names & serial_io, sorted(names & serial_io)

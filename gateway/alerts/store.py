@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from drivers.errors import GatewayError
-from drivers.sensors import Reading
+from drivers.model import Reading
 from gateway.alerts import history as history_sql
 from gateway.alerts import shelves
 from gateway.alerts.engine import Alert, Change, Latch

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from drivers.sensors import MEASUREMENTS
+from drivers.model import MEASUREMENTS
 from gateway.alerts import history
 from gateway.api import params
 from gateway.api.hub import utc_timestamp

@@ -15,7 +15,7 @@ import importlib.metadata
 import json
 from typing import Any
 
-from drivers.sensors import UNITS
+from drivers.model import UNITS
 from gateway.config import Config
 
 #: Home Assistant's device class (and the unit it accepts) where one fits the measurement.

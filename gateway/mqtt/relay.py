@@ -36,7 +36,7 @@ from typing import Any
 import aiomqtt
 from aiohttp import web
 
-from drivers.sensors import MEASUREMENTS, UNITS
+from drivers.model import MEASUREMENTS, UNITS
 from gateway import supervise
 from gateway.api.hub import Hub, Stream
 from gateway.api.metrics import Metrics

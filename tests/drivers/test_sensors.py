@@ -11,7 +11,8 @@ import pytest
 
 from drivers.errors import SettingError
 from drivers.ezo_sensor import EzoSensor
-from drivers.sensors import ModbusBus, ModbusPoint, Quality, Reading
+from drivers.model import ModbusPoint, Quality, Reading
+from drivers.sensors import ModbusBus
 from drivers.serial_line import SerialLine
 from simulators.devices import EzoDevice, ModbusBusDevice, SimUnit
 from simulators.rig import Rig

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.sensors import ModbusPoint
+from drivers.model import ModbusPoint
 from drivers.serial_line import SerialLine
 from gateway.cli import main
 from gateway.field.doctor import check_data_dir, may_read_write

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.sensors import ModbusPoint
+from drivers.model import ModbusPoint
 from drivers.serial_line import SerialLine
 from gateway.cli import main
 from gateway.field.scan import (

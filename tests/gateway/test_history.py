@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.sensors import Quality, Reading
+from drivers.model import Quality, Reading
 from gateway.alerts import history
 from gateway.alerts.store import SCHEMA, SCHEMA_VERSION, Store
 from gateway.api import params

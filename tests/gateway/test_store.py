@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.sensors import Quality, Reading
+from drivers.model import Quality, Reading
 from gateway.alerts.engine import Alert, Change, Latch
 from gateway.alerts.store import Store
 
