@@ -29,8 +29,9 @@ from typing import Any, Protocol
 from gateway.alerts.engine import AlertEngine, Change, Now, Rule, alert_json
 from gateway.alerts.shelves import Shelf, ShelfEvent
 from gateway.alerts.store import Notification, Outgoing, Restored, Store, StoreWriteError
-from gateway.api.hub import Hub, utc_timestamp
+from gateway.api.hub import Hub
 from gateway.mqtt.uplink import Uplink
+from gateway.timestamps import utc_timestamp
 
 log = logging.getLogger("gateway.pipeline")  # the name logs were filtered by
 

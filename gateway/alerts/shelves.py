@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gateway.api.hub import utc_timestamp
+from gateway.timestamps import utc_timestamp
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shelves (

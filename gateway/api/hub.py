@@ -62,8 +62,9 @@ import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from gateway.timestamps import utc_timestamp
 
 log = logging.getLogger("gateway.hub")  # the name logs were filtered by
 
@@ -71,12 +72,6 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_SLOW = 4008
 STREAMS = ("alerts", "sensors")
 Variant = tuple[bool, int]  # (tagged with its channel, deflate window bits or 0)
-
-
-def utc_timestamp(now: float | None = None) -> str:
-    """ISO 8601, UTC, milliseconds, ``Z``: ``2025-11-11T10:30:00.123Z``."""
-    moment = datetime.fromtimestamp(time.time() if now is None else now, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def encode(message: Mapping[str, Any]) -> bytes:

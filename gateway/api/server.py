@@ -19,7 +19,6 @@ from aiohttp import web
 from drivers.model import MEASUREMENTS
 from gateway.alerts import history
 from gateway.api import params
-from gateway.api.hub import utc_timestamp
 from gateway.api.pages import add_pages
 from gateway.api.rest import json_error, serving_app, unprocessable
 from gateway.api.shelving import Shelving
@@ -28,6 +27,7 @@ from gateway.notify.api import notify_status
 from gateway.probes import layout
 from gateway.probes.api import calibrate, list_probes, probes_context
 from gateway.service import Gateway
+from gateway.timestamps import utc_timestamp
 
 if TYPE_CHECKING:  # the simulators are imported only when simulating
     from simulators.rig import Rig

@@ -37,10 +37,10 @@ from gateway import supervise
 from gateway.alerts.engine import Change, alert_json
 from gateway.alerts.shelves import ShelfEvent
 from gateway.alerts.store import Outgoing, Store
-from gateway.api.hub import utc_timestamp
 from gateway.config import MqttConfig
 from gateway.mqtt.messages import BadMessage, parse_dismiss
 from gateway.supervise import Backoff
+from gateway.timestamps import utc_timestamp
 
 log = logging.getLogger("gateway.mqtt")  # the name logs were filtered by
 WINDOW = 10  # messages in flight at once while draining the outbox (aiomqtt warns above 10)

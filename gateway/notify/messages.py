@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gateway.alerts.engine import Alert
-from gateway.api.hub import utc_timestamp
+from gateway.timestamps import utc_timestamp
 
 Language = Literal["es", "en"]
 #: apprise's notify types: they pick the icon or colour where the service has one.

@@ -32,11 +32,11 @@ import apprise
 from gateway import supervise
 from gateway.alerts.engine import Alert, Change
 from gateway.alerts.store import Notification, Store, StoreWriteError
-from gateway.api.hub import utc_timestamp
 from gateway.api.metrics import Metrics
 from gateway.notify.messages import Site, render, render_test
 from gateway.notify.targets import Target, event_of, parse_url
 from gateway.supervise import Backoff
+from gateway.timestamps import utc_timestamp
 
 log = logging.getLogger(__name__)
 FIRST_RETRY, MAX_RETRY = 1.0, 600.0  # s between tries of a failing target

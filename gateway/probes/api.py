@@ -23,11 +23,11 @@ from drivers.errors import DriverError, EzoUnknownCommand
 from drivers.ezo_sensor import EzoSensor
 from gateway.alerts.store import StoreWriteError
 from gateway.api.auth import CLAIMS, claims_subject
-from gateway.api.hub import utc_timestamp
 from gateway.api.rest import json_error
 from gateway.probes import configured
 from gateway.probes.store import CalibrationRecord, CalibrationStore
 from gateway.service import Gateway
+from gateway.timestamps import utc_timestamp
 
 log = logging.getLogger(__name__)
 DAY = 86400.0
