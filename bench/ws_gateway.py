@@ -25,8 +25,8 @@ from aiohttp import web
 from bench.baselines.common import STALL_HEADER, broadcast_done, ready, serve, squeeze
 from gateway.api.listen import addresses
 from gateway.api.server import build_app
-from gateway.cli import LISTEN_BACKLOG
 from gateway.config import load_config
+from gateway.serve import LISTEN_BACKLOG
 from gateway.service import Gateway
 
 
