@@ -28,7 +28,8 @@ from typing import Any, Protocol
 
 from gateway.alerts.engine import AlertEngine, Change, Now, Rule, alert_json
 from gateway.alerts.shelves import Shelf, ShelfEvent
-from gateway.alerts.store import Notification, Outgoing, Restored, Store, StoreWriteError
+from gateway.alerts.store import Store, StoreWriteError
+from gateway.alerts.tables import Notification, Outgoing, Restored
 from gateway.api.hub import Hub
 from gateway.mqtt.uplink import Uplink
 from gateway.timestamps import utc_timestamp

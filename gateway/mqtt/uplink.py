@@ -36,7 +36,8 @@ import aiomqtt
 from gateway import supervise
 from gateway.alerts.engine import Change, alert_json
 from gateway.alerts.shelves import ShelfEvent
-from gateway.alerts.store import Outgoing, Store
+from gateway.alerts.store import Store
+from gateway.alerts.tables import Outgoing
 from gateway.config import MqttConfig
 from gateway.mqtt.messages import BadMessage, parse_dismiss
 from gateway.supervise import Backoff

@@ -31,7 +31,8 @@ import apprise
 
 from gateway import supervise
 from gateway.alerts.engine import Alert, Change
-from gateway.alerts.store import Notification, Store, StoreWriteError
+from gateway.alerts.store import Store, StoreWriteError
+from gateway.alerts.tables import Notification
 from gateway.api.metrics import Metrics
 from gateway.notify.messages import Site, render, render_test
 from gateway.notify.targets import Target, event_of, parse_url

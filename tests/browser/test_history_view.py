@@ -14,7 +14,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from gateway.alerts.store import SCHEMA
+from gateway.alerts.tables import SCHEMA
 from gateway.service import DB_NAME
 from tests.browser.support import GatewayProcess, require_browser, screenshot_path
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from drivers.model import Quality, Reading
 from gateway.alerts import history
-from gateway.alerts.store import SCHEMA, SCHEMA_VERSION, Store
+from gateway.alerts.store import Store
+from gateway.alerts.tables import SCHEMA, SCHEMA_VERSION
 from gateway.api import params
 from gateway.broadcast import broadcast_alert_dismissed, broadcast_alert_update
 from tests.gateway.alerting import active_id, unplug_ph

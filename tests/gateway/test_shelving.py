@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.alerts.shelves import Shelf, ShelfEvent
-from gateway.alerts.store import SCHEMA, SCHEMA_VERSION, Store
+from gateway.alerts.store import Store
+from gateway.alerts.tables import SCHEMA, SCHEMA_VERSION
 from gateway.api.params import BadInput
 from gateway.api.shelving import MAX_REASON, shelve_request
 from tests.gateway.alerting import simulate

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from gateway.alerts.engine import Alert, Change, Latch
-from gateway.alerts.store import Outgoing, Store
+from gateway.alerts.store import Store
+from gateway.alerts.tables import Outgoing
 from gateway.api.metrics import Metrics
 
 DAY = 86400.0
