@@ -92,9 +92,9 @@ def notify_test(path: Path | None) -> int:
         config = load_config(path)
     except ConfigError as exc:
         return report(exc)
+    from gateway.notify.messages import notify_site
     from gateway.notify.sender import send_test
     from gateway.notify.targets import from_config
-    from gateway.service import notify_site
 
     targets = from_config(config.notify)
     if not targets:
