@@ -36,7 +36,8 @@ from drivers.modbus_rtu import (
 from drivers.model import ModbusPoint
 from drivers.sensors import ModbusBus
 from drivers.serial_line import SerialLine
-from simulators.devices import EzoDevice, ModbusBusDevice
+from simulators.devices import ModbusBusDevice
+from simulators.ezo_device import EzoDevice
 from simulators.rig import Rig, default_units
 from simulators.world import World
 

@@ -24,7 +24,8 @@ from gateway.field.scan import (
     stable_name,
     to_toml,
 )
-from simulators.devices import EzoDevice, ModbusBusDevice, SimUnit
+from simulators.devices import ModbusBusDevice, SimUnit
+from simulators.ezo_device import EzoDevice
 from simulators.world import World
 
 
