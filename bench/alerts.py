@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import Summary, markdown_table
-from gateway.alerts.engine import AlertEngine, Change, Now, Rule, rule_from_bounds
+from gateway.alerts.engine import AlertEngine
+from gateway.alerts.model import Change, Now, Rule, rule_from_bounds
 from gateway.alerts.store import Store
 
 ITERATIONS = 200_000

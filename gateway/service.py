@@ -22,7 +22,7 @@ from typing import Any
 from drivers.errors import PortDisconnected
 from drivers.model import Reading
 from gateway import broadcast, reconfigure, supervise
-from gateway.alerts.engine import Rule
+from gateway.alerts.model import Rule
 from gateway.alerts.pipeline import AlertPipeline
 from gateway.alerts.rules import rules_of
 from gateway.alerts.store import Store, StoreWriteError

@@ -26,7 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.alerts.engine import AlertEngine, Change, Now, Rule, alert_json
+from gateway.alerts.engine import AlertEngine
+from gateway.alerts.model import Change, Now, Rule, alert_json
 from gateway.alerts.shelves import Shelf, ShelfEvent
 from gateway.alerts.store import Store, StoreWriteError
 from gateway.alerts.tables import Notification, Outgoing, Restored

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.alerts.engine import Rule, rule_from_bounds
+from gateway.alerts.model import Rule, rule_from_bounds
 from gateway.config import Config, ThresholdConfig
 from gateway.config.base import BOUNDS
 

@@ -27,7 +27,7 @@ from drivers.errors import GatewayError
 from drivers.model import Reading
 from gateway.alerts import history as history_sql
 from gateway.alerts import shelves
-from gateway.alerts.engine import Change, Latch
+from gateway.alerts.model import Change, Latch
 from gateway.alerts.shelves import ShelfEvent
 from gateway.alerts.tables import (
     ALERT_COLUMNS,

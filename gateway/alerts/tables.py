@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.alerts import shelves
-from gateway.alerts.engine import Alert, Change, Latch
+from gateway.alerts.model import Alert, Change, Latch
 from gateway.alerts.shelves import Shelf, ShelfEvent
 
 # 2: notifications; 3: shelves and shelf_events, the readings index covers value (history

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from gateway import supervise
-from gateway.alerts.engine import Change, alert_json
+from gateway.alerts.model import Change, alert_json
 from gateway.alerts.shelves import ShelfEvent
 from gateway.alerts.store import Store
 from gateway.alerts.tables import Outgoing

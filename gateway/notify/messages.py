@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from drivers.model import UNITS
-from gateway.alerts.engine import Alert
+from gateway.alerts.model import Alert
 from gateway.config import Config
 from gateway.timestamps import utc_timestamp
 

@@ -30,7 +30,7 @@ from typing import Any
 import apprise
 
 from gateway import supervise
-from gateway.alerts.engine import Alert, Change
+from gateway.alerts.model import Alert, Change
 from gateway.alerts.store import Store, StoreWriteError
 from gateway.alerts.tables import Notification
 from gateway.api.metrics import Metrics

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from drivers.model import Quality, Reading
-from gateway.alerts.engine import Alert, Change, Latch
+from gateway.alerts.model import Alert, Change, Latch
 from gateway.alerts.store import Store
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.alerts.engine import Alert, Change, Latch
+from gateway.alerts.model import Alert, Change, Latch
 from gateway.alerts.store import Store
 from gateway.alerts.tables import Outgoing
 from gateway.api.metrics import Metrics
