@@ -41,7 +41,7 @@ from bench import Report, markdown_table, procstat
 from bench.baselines.common import SENSOR_DATA
 from bench.fanout_procs import child_env
 from gateway.alerts.store import Store
-from gateway.api.hub import stamp
+from gateway.api.frames import stamp
 from gateway.config import MqttConfig
 from gateway.mqtt.uplink import Uplink
 

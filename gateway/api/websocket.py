@@ -32,7 +32,8 @@ from gateway.api.auth import (
     origin_allowed,
     security_middleware,
 )
-from gateway.api.hub import CLOSE_GOING_AWAY, Client, Hub, Variant, frame_of, stamp
+from gateway.api.frames import frame_of, stamp
+from gateway.api.hub import CLOSE_GOING_AWAY, Client, Hub, Variant
 from gateway.api.metrics import Metrics
 from gateway.api.session import Close, Effect, Refresh, Send, Session, Subscribe, Unsubscribe
 from gateway.config import Config, ConfigError

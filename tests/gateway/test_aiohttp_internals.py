@@ -19,7 +19,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.api.hub import Client, frame_of, stamp
+from gateway.api.frames import frame_of, stamp
+from gateway.api.hub import Client
 
 UPGRADE = f"aiohttp {aiohttp.__version__}: "
 SEE = " (gateway/api/hub.py's docstring lists what it relies on)"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.api.hub import encode
+from gateway.api.frames import encode
 from gateway.api.session import (
     REFRESH_COST,
     Close,

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import ClientSession
 
 from gateway.alerts.store import Store
-from gateway.api.hub import stamp
+from gateway.api.frames import stamp
 from gateway.client import GatewayClient
 from gateway.config import ConfigError, load_config
 from gateway.messages import SensorUpdate
