@@ -86,3 +86,14 @@ def test_the_alert_engine_and_the_session_protocol_import_no_io() -> None:
     assert {"gateway.alerts.engine", "gateway.api.session"} <= names
     io = {"asyncio", "aiohttp", "sqlite3", "socket", "serial", "gateway.api.hub"}
     assert not names & io, sorted(names & io)
+
+
+def test_the_paths_the_seed_walkthrough_gave_still_import() -> None:
+    from gateway.api import listen as api_listen
+    from gateway.api import server as api_server
+    from gateway.listen import listen
+    from gateway.server import GATEWAY, build_app
+
+    assert build_app is api_server.build_app
+    assert GATEWAY is api_server.GATEWAY
+    assert listen is api_listen.listen
