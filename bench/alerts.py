@@ -7,7 +7,7 @@ floor calls a trivial function with the same arguments, timed the same way: the
 difference of the medians is the engine's own cost. Rows run interleaved in rounds.
 
 Store rows commit real changes (made by the engine, ids from the store) through
-``gateway.store.Store`` in a temporary directory: one change per ``save``, and ten
+``gateway.alerts.store.Store`` in a temporary directory: one change per ``save``, and ten
 per ``save``. Each ``save`` is a transaction committed with WAL and
 ``synchronous=FULL`` on the store's own thread; the floor is an empty job sent to
 a one-thread executor, the hop every ``save`` makes.
@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import Summary, markdown_table
-from gateway.alerts import AlertEngine, Change, Now, Rule, rule_from_bounds
-from gateway.store import Store
+from gateway.alerts.engine import AlertEngine
+from gateway.alerts.model import Change, Now, Rule, rule_from_bounds
+from gateway.alerts.store import Store
 
 ITERATIONS = 200_000
 QUICK_ITERATIONS = 5000

@@ -2,7 +2,7 @@
 
 A SQLite file filled like a gateway that kept every reading: 8 measurements
 every 10 s for 30 days (2.07 M rows; ``--quick``: 3 days, 207 k rows). Timed
-through :class:`gateway.store.Store`, as the REST handlers call it:
+through :class:`gateway.alerts.store.Store`, as the REST handlers call it:
 
 - ``buckets``: one measurement, 1 h buckets over the whole span (min, avg,
   max, n per bucket, aggregated by SQLite over the covering index);
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import Report, markdown_table
-from gateway.store import Store
+from gateway.alerts.store import Store
 
 MEASUREMENTS = 8
 EVERY = 10.0  # s between readings of one measurement

@@ -40,10 +40,10 @@ import aiomqtt
 from bench import Report, markdown_table, procstat
 from bench.baselines.common import SENSOR_DATA
 from bench.fanout_procs import child_env
+from gateway.alerts.store import Store
+from gateway.api.frames import stamp
 from gateway.config import MqttConfig
-from gateway.hub import stamp
-from gateway.mqtt import Uplink
-from gateway.store import Store
+from gateway.mqtt.uplink import Uplink
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALING = ROOT / "docs" / "scaling.md"

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from bench import Report, Summary, markdown_table
 from drivers.modbus_rtu import READ_FUNCTIONS, ReadRequest, frame, reply_length
-from drivers.sensors import ModbusBus, ModbusPoint
+from drivers.model import ModbusPoint
+from drivers.sensors import ModbusBus
 from drivers.serial_line import SerialLine
 from simulators.devices import ModbusBusDevice
 from simulators.rig import default_units

@@ -33,9 +33,11 @@ from drivers.modbus_rtu import (
     frame,
     reply_length,
 )
-from drivers.sensors import ModbusBus, ModbusPoint
+from drivers.model import ModbusPoint
+from drivers.sensors import ModbusBus
 from drivers.serial_line import SerialLine
-from simulators.devices import EzoDevice, ModbusBusDevice
+from simulators.devices import ModbusBusDevice
+from simulators.ezo_device import EzoDevice
 from simulators.rig import Rig, default_units
 from simulators.world import World
 

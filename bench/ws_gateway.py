@@ -23,10 +23,10 @@ from typing import Any
 from aiohttp import web
 
 from bench.baselines.common import STALL_HEADER, broadcast_done, ready, serve, squeeze
-from gateway.cli import LISTEN_BACKLOG
+from gateway.api.listen import addresses
+from gateway.api.server import build_app
 from gateway.config import load_config
-from gateway.listen import addresses
-from gateway.server import build_app
+from gateway.serve import LISTEN_BACKLOG
 from gateway.service import Gateway
 
 

@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 async def run(
     *, iterations: int | None = None, quick: bool = False, out: Path | None = None
 ) -> Report:
+    from gateway.api.server import build_app
     from gateway.config import load_config
-    from gateway.server import build_app
 
     clients = QUICK_CLIENTS if quick else CLIENTS
     logging.getLogger("gateway").setLevel(logging.WARNING)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from drivers import ezo
 from drivers.errors import CircuitRebooted, DriverError, EzoError, EzoUnknownCommand, SettingError
-from drivers.sensors import EZO_CIRCUITS, Quality, Reading, _check_measurement, _scaled
+from drivers.model import EZO_CIRCUITS, Quality, Reading, check_measurement, scaled
 from drivers.serial_line import SerialLine
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class EzoSensor:
         temperature_wait: float = 0.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        _check_measurement(measurement)
+        check_measurement(measurement)
         if circuit is not None and circuit not in EZO_TYPES:
             raise SettingError(f"circuit {circuit!r} is not one of {', '.join(EZO_TYPES)}")
         self.line = line
@@ -199,7 +199,7 @@ class EzoSensor:
         log.info("%s: EZO %s %s ready", self.line.name, kind, self.firmware)
         if not reads or discard:
             return None
-        return _scaled(ezo.reading_value(replies[-1], self.circuit), self.scale, self.offset)
+        return scaled(ezo.reading_value(replies[-1], self.circuit), self.scale, self.offset)
 
     def _check_type(self, kind: str, known: str) -> None:
         if kind.upper() != known.upper():
@@ -246,7 +246,7 @@ class EzoSensor:
             await self.command(f"T,{temperature:.2f}")
             reply = await self.command("R", self.read_time)
         value = ezo.reading_value(reply, self.circuit or "EZO")
-        return _scaled(value, self.scale, self.offset)
+        return scaled(value, self.scale, self.offset)
 
     async def _send_salinity(self) -> None:
         """DO: the salinity of the water as the EC probe reads it (uS/cm), when it changed."""

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from drivers.errors import GatewayError
-from drivers.sensors import Quality, Reading
+from drivers.model import Quality, Reading
 
 if TYPE_CHECKING:
     from gateway.service import Gateway

@@ -28,8 +28,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import aiohttp
 from pydantic import ValidationError
 
-from gateway.hub import utc_timestamp
 from gateway.messages import Message, SensorUpdate, Update, parse_message
+from gateway.timestamps import utc_timestamp
 
 log = logging.getLogger(__name__)
 STREAM_PATHS = {"alerts": "/ws/alerts", "sensors": "/ws/sensors"}

@@ -12,7 +12,8 @@ from drivers.ezo_sensor import EzoSensor
 from drivers.modbus_rtu import RtuFraming
 from drivers.modbus_tcp import DEFAULT_PORT as MODBUS_TCP_PORT
 from drivers.modbus_tcp import TcpFraming
-from drivers.sensors import ModbusBus, Reading
+from drivers.model import Reading
+from drivers.sensors import ModbusBus
 from drivers.serial_line import SerialLine
 from drivers.tcp_line import TcpLine
 from gateway.config import BusConfig

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from drivers.sensors import MEASUREMENTS, Quality, Reading
+from drivers.model import MEASUREMENTS, Quality, Reading
 
 
 @dataclass

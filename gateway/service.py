@@ -5,7 +5,7 @@ alert writer, the stale check, the readings writer). While it runs, the seed's
 broadcast API (:mod:`gateway.broadcast`) acts on it.
 
 The alert path (engine -> store -> clients and uplink), and what it does when
-the disk refuses a write, is gateway/pipeline.py's. Durations (staleness) run
+the disk refuses a write, is gateway/alerts/pipeline.py's. Durations (staleness) run
 on the monotonic clock; the wall clock only stamps.
 """
 
@@ -20,29 +20,30 @@ from functools import partial
 from typing import Any
 
 from drivers.errors import PortDisconnected
-from drivers.sensors import UNITS, Reading
-from gateway import broadcast, discovery, reconfigure, supervise
-from gateway.alerts import Rule, rule_from_bounds
-from gateway.config import BusConfig, Config, ConfigError, ThresholdConfig
-from gateway.field.sdnotify import poll_max_age
-from gateway.hub import STREAMS, Hub
-from gateway.metrics import Metrics
-from gateway.mqtt import Uplink
-from gateway.notify.messages import Site
+from drivers.model import Reading
+from gateway import broadcast, reconfigure, supervise
+from gateway.alerts.model import Rule
+from gateway.alerts.pipeline import AlertPipeline
+from gateway.alerts.rules import rules_of
+from gateway.alerts.store import Store, StoreWriteError
+from gateway.api.hub import STREAMS, Hub
+from gateway.api.metrics import Metrics
+from gateway.config import BusConfig, Config, ConfigError
+from gateway.mqtt import discovery
+from gateway.mqtt.uplink import Uplink
+from gateway.notify.messages import notify_site
 from gateway.notify.sender import Notifier
 from gateway.notify.targets import from_config
-from gateway.pipeline import AlertPipeline
 from gateway.poller import BusPoller, temperature_wait_for
+from gateway.projections import Projections
 from gateway.readings import LatestReadings
 from gateway.sites import SITES, SitesFeed
-from gateway.store import Store, StoreWriteError
 
 log = logging.getLogger(__name__)
 DB_NAME = "gateway.sqlite3"
-_BOUNDS = ("critical_low", "warning_low", "info_low", "info_high", "warning_high", "critical_high")
 
 
-class Gateway:
+class Gateway(Projections):
     def __init__(
         self,
         config: Config,
@@ -282,25 +283,6 @@ class Gateway:
             pollers.append(poller)
         self.pollers = pollers
 
-    # supervision --------------------------------------------------------------------------
-
-    def progress(self) -> dict[str, float]:
-        """When each bus last finished a poll (monotonic), for the systemd watchdog."""
-        return {f"bus {p.name}": p.last_progress for p in self.pollers}
-
-    def progress_limits(self) -> dict[str, float]:
-        """How long each bus may go between two finished polls before the watchdog stops."""
-        return {f"bus {p.name}": _max_age(p.config) for p in self.pollers}
-
-    def status_line(self) -> str:
-        """One line for ``systemctl status``."""
-        down = [p.name for p in self.pollers if not p.line.connected]
-        buses = f"{len(self.pollers)} buses" + (f" ({', '.join(down)} down)" if down else "")
-        active = self.alerts.engine.summary()["total"]
-        return f"{self.config.reservoir_id}: {buses}, {active} active alerts, " + (
-            f"{self.hub.connections} clients"
-        )
-
     # readings and alerts ---------------------------------------------------------------
 
     def on_reading(self, reading: Reading) -> None:
@@ -331,7 +313,7 @@ class Gateway:
         return self.readings.value("temperature")
 
     async def _write_alerts(self) -> None:
-        """The alert writer task (see gateway/pipeline.py)."""
+        """The alert writer task (see gateway/alerts/pipeline.py)."""
         await self.alerts.run()
 
     async def dismiss(self, alert_id: str, by: str | None = None) -> bool:
@@ -386,68 +368,9 @@ class Gateway:
             with contextlib.suppress(StoreWriteError):
                 await self.uplink.enqueue([self.uplink.sensor_update(message)])
 
-    def latest_sensor_data(self) -> dict[str, float | str | None]:
-        """The ``data`` of the last sensor_update (the current readings before the first)."""
-        return self._last_sensor_data if self._last_sensor_data else self.readings.snapshot()
-
     def publish_heartbeat(self) -> None:
         for stream in self.hub.streams:
             self.hub.publish(stream, {"type": "heartbeat"}, news=False, conflate="heartbeat")
-
-    def current(self, stream: str) -> dict[str, Any]:
-        """The ``data`` of a stream now (what ``initial`` and ``refresh`` carry)."""
-        if stream == "alerts":
-            return self.alerts.summary
-        if stream == SITES:
-            return self.feed.current()
-        return dict(self.readings.snapshot())
-
-    def channel(self, name: str, reservoir: str | None = None) -> str | None:
-        """A client's channel name -> the hub stream (``?reservoir=`` must be this site;
-        ``alerts:<reservoir_id>`` names this site's as on a relay)."""
-        kind, _, site = name.partition(":")
-        if reservoir not in (None, "", self.config.reservoir_id) or site not in (
-            "",
-            self.config.reservoir_id,
-        ):
-            return None
-        return kind if kind in self.hub.streams and (kind != SITES or not site) else None
-
-    def latest(self, stream: str) -> dict[str, Any]:
-        """The ``data`` of the stream's last news (what the polling fallback answers)."""
-        return self.summary if stream == "alerts" else self.latest_sensor_data()
-
-    def reservoirs(self) -> list[str]:
-        return [self.config.reservoir_id]
-
-    @property
-    def summary(self) -> dict[str, int]:
-        """The counts the clients were last told."""
-        return self.alerts.summary
-
-    # health -------------------------------------------------------------------------------
-
-    def health(self) -> dict[str, object]:
-        buses = {p.name: p.health() for p in self.pollers}
-        offline = self.readings.offline()
-        down = [name for name, bus in buses.items() if bus["state"] != "connected"]
-        storage = self.alerts.storage()
-        failing = storage["state"] != "ok"
-        notify = self.notifier.health()
-        failing = failing or any(t["state"] != "ok" for t in notify.values())
-        health: dict[str, object] = {
-            "status": "degraded" if offline or down or failing else "ok",
-            "connections": self.hub.connections,
-            "buses": buses,
-            "offline": offline,
-            "sensors": self.readings.status(),
-            "storage": storage,
-        }
-        if notify:
-            health["notify"] = notify
-        if self.uplink is not None:
-            health["mqtt"] = {"connected": self.uplink.connected, "sent": self.uplink.sent}
-        return health
 
 
 async def _open(poller: BusPoller, *, require: bool) -> None:
@@ -462,47 +385,9 @@ async def _open(poller: BusPoller, *, require: bool) -> None:
         )  # fmt: skip
 
 
-def _max_age(bus: BusConfig) -> float:
-    return poll_max_age(
-        poll_interval=bus.poll_interval,
-        timeout=bus.timeout,
-        retries=bus.retries,
-        requests=len(bus.sensors) + 1,  # an EZO circuit's compensation, say
-    )
-
-
 async def _step(what: str, step: Callable[[], Awaitable[None]]) -> None:
     """One step of a shutdown: a failure is logged, and the next step runs anyway."""
     try:
         await step()
     except Exception:
         log.exception("stopping %s failed", what)
-
-
-def notify_site(config: Config) -> Site:
-    """What every notification of this gateway shares. Labels and units come from
-    ``[measurements.<name>]`` where the configuration has that table."""
-    tables: dict[str, Any] = dict(getattr(config, "measurements", None) or {})
-    labels = {m: str(t.label) for m, t in tables.items() if getattr(t, "label", None)}
-    units = dict(UNITS) | {m: str(t.unit) for m, t in tables.items() if getattr(t, "unit", None)}
-    return Site(
-        config.reservoir_id,
-        config.server.language,
-        config.server.public_url,
-        labels=labels,
-        units=units,
-    )
-
-
-def rules_of(config: Config) -> dict[str, Rule]:
-    """The alert rule of every measurement a bus reads."""
-    thresholds = {str(m): t for m, t in config.thresholds.items()}
-    watched = [s.measurement for bus in config.buses for s in bus.sensors]
-    return {str(m): _rule(thresholds.get(m) or ThresholdConfig()) for m in watched}
-
-
-def _rule(config: ThresholdConfig) -> Rule:
-    bounds = {name: getattr(config, name) for name in _BOUNDS}
-    return rule_from_bounds(
-        bounds, hysteresis=config.hysteresis, delay=config.delay, stale_after=config.stale_after
-    )

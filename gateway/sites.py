@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.hub import Hub, utc_timestamp
+from gateway.api.hub import Hub
+from gateway.timestamps import utc_timestamp
 
 SITES = "sites"
 #: s: a newer reading alone sends a ``sites`` message at most this often per site.

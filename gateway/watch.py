@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drivers.sensors import MEASUREMENTS, UNITS
+from drivers.model import MEASUREMENTS, UNITS
 from gateway.client import Item, Status
 from gateway.messages import (
     Dismissed,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from drivers.errors import ProtocolError
 from drivers.modbus_pdu import ReadRequest
 from drivers.modbus_tcp import RequestDecoder, encode_reply
-from drivers.sensors import ModbusPoint
+from drivers.model import ModbusPoint
 from simulators.devices import Device, SimUnit, answer_read, ensure_signals
 from simulators.tcp_port import TcpPort
 from simulators.world import World

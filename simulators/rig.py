@@ -22,8 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drivers.errors import GatewayError
-from drivers.sensors import ModbusPoint
-from simulators.devices import Device, EzoDevice, ModbusBusDevice, SimUnit
+from drivers.model import ModbusPoint
+from simulators.devices import Device, ModbusBusDevice, SimUnit
+from simulators.ezo_device import EzoDevice
 from simulators.modbus_tcp import ModbusTcpDevice, default_tcp_units
 from simulators.world import FAULTS, World
 

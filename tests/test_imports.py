@@ -62,5 +62,38 @@ def test_run_without_simulate_does_not_import_the_simulators(tmp_path: Path) -> 
     names = imported_modules(tmp_path)
     assert "gateway.service" in names  # the list is real: the gateway itself is in it
     assert not {n for n in names if n.split(".")[0] == "simulators"}
-    assert "gateway.relay" not in names
+    assert "gateway.mqtt.relay" not in names
     assert "gateway.client" not in names
+
+
+def imported_by(code: str) -> set[str]:
+    """The modules ``python -c code`` imports, from ``-X importtime``."""
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True
+    )
+    return {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if "|" in line}
+
+
+def test_the_simulators_import_the_drivers_model_not_serial_io() -> None:
+    names = imported_by("import simulators.devices, simulators.modbus_tcp, simulators.rig")
+    assert "drivers.model" in names  # the list is real
+    serial_io = {"serial", "serial_asyncio_fast", "drivers.serial_line", "drivers.sensors"}
+    assert not names & serial_io, sorted(names & serial_io)
+
+
+def test_the_alert_engine_and_the_session_protocol_import_no_io() -> None:
+    names = imported_by("import gateway.alerts.engine, gateway.api.session")
+    assert {"gateway.alerts.engine", "gateway.api.session"} <= names
+    io = {"asyncio", "aiohttp", "sqlite3", "socket", "serial", "gateway.api.hub"}
+    assert not names & io, sorted(names & io)
+
+
+def test_the_paths_the_seed_walkthrough_gave_still_import() -> None:
+    from gateway.api import listen as api_listen
+    from gateway.api import server as api_server
+    from gateway.listen import listen
+    from gateway.server import GATEWAY, build_app
+
+    assert build_app is api_server.build_app
+    assert GATEWAY is api_server.GATEWAY
+    assert listen is api_listen.listen

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.procstat import die_with_parent
-from gateway.hub import utc_timestamp
+from gateway.timestamps import utc_timestamp
 
 STALL_HEADER = "X-Bench-Stall"
 SQUEEZED_SNDBUF = 4096

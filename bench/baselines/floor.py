@@ -28,7 +28,7 @@ from bench.baselines.common import (
     squeeze,
     ticker,
 )
-from gateway.hub import encode, text_frame
+from gateway.api.frames import encode, text_frame
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
 MAX_REQUEST = 8192

@@ -30,10 +30,11 @@ from urllib.parse import urlsplit
 from drivers import ezo
 from drivers.errors import DriverError
 from drivers.ezo_sensor import EZO_TYPES
-from drivers.sensors import EZO_CIRCUITS, ModbusBus, Quality
+from drivers.model import EZO_CIRCUITS, Quality
+from drivers.sensors import ModbusBus
 from drivers.serial_line import SerialLine
+from gateway.api.listen import addresses, where
 from gateway.config import BusConfig, Config, ConfigError, load_config
-from gateway.listen import addresses, where
 
 State = Literal["ok", "warn", "fail"]
 MiB = 1024 * 1024

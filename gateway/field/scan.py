@@ -28,7 +28,7 @@ from drivers.errors import (
     ProtocolError,
 )
 from drivers.modbus_rtu import READ_HOLDING_REGISTERS, ReadRequest, ResponseDecoder, frame
-from drivers.sensors import EZO_CIRCUITS
+from drivers.model import EZO_CIRCUITS
 from drivers.serial_line import SerialLine
 from gateway.config import BAUDRATES, SensorConfig
 

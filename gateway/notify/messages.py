@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from gateway.alerts import Alert
-from gateway.hub import utc_timestamp
+from drivers.model import UNITS
+from gateway.alerts.model import Alert
+from gateway.config import Config
+from gateway.timestamps import utc_timestamp
 
 Language = Literal["es", "en"]
 #: apprise's notify types: they pick the icon or colour where the service has one.
@@ -129,3 +131,18 @@ def render_test(site: Site) -> tuple[str, str, str]:
     if site.public_url:
         body += f"\n{WORDS[site.language]['open']}: {site.public_url}"
     return title, body, "info"
+
+
+def notify_site(config: Config) -> Site:
+    """What every notification of this gateway shares. Labels and units come from
+    ``[measurements.<name>]`` where the configuration has that table."""
+    tables: dict[str, Any] = dict(getattr(config, "measurements", None) or {})
+    labels = {m: str(t.label) for m, t in tables.items() if getattr(t, "label", None)}
+    units = dict(UNITS) | {m: str(t.unit) for m, t in tables.items() if getattr(t, "unit", None)}
+    return Site(
+        config.reservoir_id,
+        config.server.language,
+        config.server.public_url,
+        labels=labels,
+        units=units,
+    )

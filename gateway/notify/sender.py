@@ -1,7 +1,7 @@
 """The notification outbox's sender: one queue per target, retried while it fails.
 
 The alert pipeline asks :meth:`Notifier.for_changes` for the notifications of
-each batch of alert changes and commits them with the changes (gateway/pipeline.py),
+each batch of alert changes and commits them with the changes (gateway/alerts/pipeline.py),
 then calls :meth:`Notifier.wake`. Each target has its own task: it sends the
 target's oldest row through apprise and deletes it once apprise says it was
 delivered; while delivery fails it tries again after 1 s, 2 s, 4 s ... up to
@@ -30,13 +30,14 @@ from typing import Any
 import apprise
 
 from gateway import supervise
-from gateway.alerts import Alert, Change
-from gateway.hub import utc_timestamp
-from gateway.metrics import Metrics
+from gateway.alerts.model import Alert, Change
+from gateway.alerts.store import Store, StoreWriteError
+from gateway.alerts.tables import Notification
+from gateway.api.metrics import Metrics
 from gateway.notify.messages import Site, render, render_test
 from gateway.notify.targets import Target, event_of, parse_url
-from gateway.store import Notification, Store, StoreWriteError
 from gateway.supervise import Backoff
+from gateway.timestamps import utc_timestamp
 
 log = logging.getLogger(__name__)
 FIRST_RETRY, MAX_RETRY = 1.0, 600.0  # s between tries of a failing target

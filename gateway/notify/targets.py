@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import apprise
 
-from gateway.alerts import RANK, Alert, Change
+from gateway.alerts.model import RANK, Alert, Change
 
 if TYPE_CHECKING:  # config imports this module to check URLs
     from gateway.config import NotifyTarget

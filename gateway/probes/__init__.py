@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from drivers.ezo_sensor import CIRCUIT_UNITS, EZO_TYPES
-from drivers.sensors import EZO_CIRCUITS, MEASUREMENTS, UNITS
+from drivers.model import EZO_CIRCUITS, MEASUREMENTS, UNITS
 from gateway.config import Config, SensorConfig
 
 #: Decimals shown for the seed's four (the probes' resolution), then per EZO circuit.

@@ -21,13 +21,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from drivers import ezo
 from drivers.errors import DriverError, EzoUnknownCommand
 from drivers.ezo_sensor import EzoSensor
-from gateway.auth import Role, actor, require
-from gateway.hub import utc_timestamp
+from gateway.alerts.store import StoreWriteError
+from gateway.api.auth import Role, actor, require
+from gateway.api.rest import json_error
 from gateway.probes import configured
 from gateway.probes.store import CalibrationRecord, CalibrationStore
-from gateway.rest import json_error
 from gateway.service import Gateway
-from gateway.store import StoreWriteError
+from gateway.timestamps import utc_timestamp
 
 log = logging.getLogger(__name__)
 DAY = 86400.0

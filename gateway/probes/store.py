@@ -10,7 +10,7 @@ import sqlite3
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from gateway.store import Store
+from gateway.alerts.store import Store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calibrations (

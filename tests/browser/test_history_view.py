@@ -14,8 +14,8 @@ from pathlib import Path
 import jwt
 import pytest
 
+from gateway.alerts.tables import SCHEMA
 from gateway.service import DB_NAME
-from gateway.store import SCHEMA
 from tests.browser.support import GatewayProcess, require_browser, screenshot_path
 
 require_browser()

@@ -11,9 +11,11 @@ import pytest
 
 from drivers.errors import SettingError
 from drivers.ezo_sensor import EzoSensor
-from drivers.sensors import ModbusBus, ModbusPoint, Quality, Reading
+from drivers.model import ModbusPoint, Quality, Reading
+from drivers.sensors import ModbusBus
 from drivers.serial_line import SerialLine
-from simulators.devices import EzoDevice, ModbusBusDevice, SimUnit
+from simulators.devices import ModbusBusDevice, SimUnit
+from simulators.ezo_device import EzoDevice
 from simulators.rig import Rig
 
 FAST = {"timeout": 0.15, "retries": 2, "reconnect_min": 0.05, "reconnect_max": 0.2}

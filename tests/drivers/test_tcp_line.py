@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from drivers.errors import PortDisconnected, SettingError
 from drivers.modbus_pdu import ReadRequest, ReadResponse
 from drivers.modbus_tcp import RequestDecoder, TcpFraming, encode_reply, encode_request
-from drivers.sensors import ModbusBus, ModbusPoint, Quality
+from drivers.model import ModbusPoint, Quality
+from drivers.sensors import ModbusBus
 from drivers.tcp_line import TcpLine, parse_address
 from simulators.devices import ModbusBusDevice, SimUnit
 from simulators.modbus_tcp import ModbusTcpDevice, default_tcp_units

@@ -17,7 +17,7 @@ from gateway.service import DB_NAME
 # transaction per change), printing each committed count, until stdin closes.
 WRITER = r"""
 import sqlite3, sys, threading
-from gateway.store import SCHEMA
+from gateway.alerts.tables import SCHEMA
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
 db.execute("PRAGMA journal_mode=WAL")
 db.execute("PRAGMA synchronous=FULL")

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from drivers.sensors import ModbusPoint
+from drivers.model import ModbusPoint
 from drivers.serial_line import SerialLine
 from gateway.cli import main
 from gateway.field.doctor import check_data_dir, may_read_write
-from simulators.devices import Device, EzoDevice, ModbusBusDevice, SimUnit
+from simulators.devices import Device, ModbusBusDevice, SimUnit
+from simulators.ezo_device import EzoDevice
 from simulators.world import World
 from tests.processes import free_port
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.sensors import ModbusPoint
+from drivers.model import ModbusPoint
 from drivers.serial_line import SerialLine
 from gateway.cli import main
 from gateway.field.scan import (
@@ -24,7 +24,8 @@ from gateway.field.scan import (
     stable_name,
     to_toml,
 )
-from simulators.devices import EzoDevice, ModbusBusDevice, SimUnit
+from simulators.devices import ModbusBusDevice, SimUnit
+from simulators.ezo_device import EzoDevice
 from simulators.world import World
 
 

@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from gateway.api.server import GATEWAY, build_app
 from gateway.config import Config, load_config
-from gateway.server import GATEWAY, build_app
 from gateway.service import Gateway
 from simulators.control import RIG
 from simulators.rig import Rig

@@ -11,16 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.alerts import (
-    SEVERITIES,
-    Alert,
-    AlertEngine,
-    Change,
-    Latch,
-    Now,
-    Rule,
-    rule_from_bounds,
-)
+from gateway.alerts.engine import AlertEngine
+from gateway.alerts.model import SEVERITIES, Alert, Change, Latch, Now, Rule, rule_from_bounds
 
 STEP = 2.0  # seconds between readings
 PH = {"critical_low": 5.0, "warning_low": 6.0, "warning_high": 8.5, "critical_high": 9.0}

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import itertools
 
-from gateway.alerts import AlertEngine, Now, Rule
+from gateway.alerts.engine import AlertEngine
+from gateway.alerts.model import Now, Rule
 
 DAY = 86400.0
 

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import params
+from gateway.api import params
+from gateway.api.server import build_app
 from gateway.config import load_config
-from gateway.server import build_app
 from simulators.control import RIG
 from tests.gateway.conftest import Client, gateway_of, pin, write_config
 

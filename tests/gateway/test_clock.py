@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
-from gateway.server import resolve_ports
+from gateway.api.server import resolve_ports
 from gateway.service import Gateway
 from simulators.rig import Rig
 from tests.gateway.conftest import fast_config, pin

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.sensors import MEASUREMENTS
+from drivers.model import MEASUREMENTS
 from gateway.config import (
     Config,
     ConfigError,

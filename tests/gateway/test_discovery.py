@@ -1,11 +1,11 @@
-"""The Home Assistant discovery configs a configuration makes (gateway/discovery.py)."""
+"""The Home Assistant discovery configs a configuration makes (gateway/mqtt/discovery.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from gateway import discovery
+from gateway.mqtt import discovery
 from tests.gateway.conftest import fast_config
 
 DISCOVERY = '[mqtt]\nurl = "mqtt://127.0.0.1:1883"\ndiscovery = true\nprefix = "plant/water"\n'

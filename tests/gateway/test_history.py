@@ -15,10 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.sensors import Quality, Reading
-from gateway import history, params
+from drivers.model import Quality, Reading
+from gateway.alerts import history
+from gateway.alerts.store import Store
+from gateway.alerts.tables import SCHEMA, SCHEMA_VERSION
+from gateway.api import params
 from gateway.broadcast import broadcast_alert_dismissed, broadcast_alert_update
-from gateway.store import SCHEMA, SCHEMA_VERSION, Store
 from tests.gateway.alerting import active_id, unplug_ph
 from tests.gateway.conftest import Client, gateway_of
 

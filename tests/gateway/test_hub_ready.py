@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.hub import Client, Hub
+from gateway.api.hub import Client, Hub
 from tests.helpers import until
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientConnectorError, ClientSession
 
-from gateway.listen import addresses
+from gateway.api.listen import addresses
 from tests.gateway.test_run import finished, gateway
 
 

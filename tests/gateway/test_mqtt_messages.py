@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.mqtt_messages import (
+from gateway.mqtt.messages import (
     ActiveAlerts,
     AlertEvent,
     BadMessage,

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.api.server import build_app
 from gateway.config import load_config
-from gateway.server import build_app
 from simulators.control import RIG
 from simulators.rig import Rig
 from tests.gateway.conftest import Client, gateway_of

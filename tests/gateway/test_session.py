@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.hub import encode
-from gateway.session import (
+from gateway.api.frames import encode
+from gateway.api.session import (
     REFRESH_COST,
     Close,
     Effect,

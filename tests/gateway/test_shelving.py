@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.params import BadInput
-from gateway.shelves import Shelf, ShelfEvent
-from gateway.shelving import MAX_REASON, shelve_request
-from gateway.store import SCHEMA, SCHEMA_VERSION, Store
+from gateway.alerts.shelves import Shelf, ShelfEvent
+from gateway.alerts.store import Store
+from gateway.alerts.tables import SCHEMA, SCHEMA_VERSION
+from gateway.api.params import BadInput
+from gateway.api.shelving import MAX_REASON, shelve_request
 from tests.gateway.alerting import simulate
 from tests.gateway.conftest import Client, gateway_of
 from tests.helpers import until

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from gateway.messages import Dismissed, Shelved, parse_message
-from gateway.mqtt_messages import BadMessage, ShelfNews, parse_relayed
+from gateway.mqtt.messages import BadMessage, ShelfNews, parse_relayed
 from gateway.watch import describe
 
 SHELVED = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gateway.hub import Hub
+from gateway.api.hub import Hub
 from gateway.sites import SITES, SitesFeed
 from tests.gateway.alerting import CRITICAL, ZERO, read_ph
 from tests.gateway.conftest import Client, gateway_of

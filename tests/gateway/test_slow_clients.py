@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp import ClientWebSocketResponse
 
+from gateway.api.hub import Client as HubClient
+from gateway.api.hub import Stream
 from gateway.broadcast import broadcast_alert_update
-from gateway.hub import Client as HubClient
-from gateway.hub import Stream
 from tests.gateway.alerting import unplug_ph
 from tests.gateway.conftest import Client, gateway_of
 from tests.helpers import until

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientWebSocketResponse
 
-from gateway.store import StorageHealth, StoreWriteError
+from gateway.alerts.store import StorageHealth, StoreWriteError
 from tests.gateway.conftest import Client, gateway_of
 from tests.helpers import until, until_true
 

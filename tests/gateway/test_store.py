@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from drivers.sensors import Quality, Reading
-from gateway.alerts import Alert, Change, Latch
-from gateway.store import Store
+from drivers.model import Quality, Reading
+from gateway.alerts.model import Alert, Change, Latch
+from gateway.alerts.store import Store
 
 
 @pytest.fixture

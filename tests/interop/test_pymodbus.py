@@ -28,7 +28,8 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.errors import ModbusExceptionReply
 from drivers.modbus_rtu import ReadRequest, ResponseDecoder, frame
-from drivers.sensors import ModbusBus, ModbusPoint, Quality, Reading
+from drivers.model import ModbusPoint, Quality, Reading
+from drivers.sensors import ModbusBus
 from drivers.serial_line import SerialLine
 from simulators.devices import ModbusBusDevice, SimUnit
 from simulators.rig import Rig

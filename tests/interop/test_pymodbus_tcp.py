@@ -38,7 +38,8 @@ from drivers.errors import ModbusExceptionReply
 from drivers.modbus_pdu import ExceptionResponse as OurException
 from drivers.modbus_pdu import ReadRequest, ReadResponse
 from drivers.modbus_tcp import RequestDecoder, ResponseDecoder, TcpFraming, encode_reply
-from drivers.sensors import ModbusBus, ModbusPoint, Quality
+from drivers.model import ModbusPoint, Quality
+from drivers.sensors import ModbusBus
 from drivers.tcp_line import TcpLine
 from simulators.devices import ModbusBusDevice, SimUnit
 from simulators.modbus_tcp import ModbusTcpDevice, default_tcp_units

@@ -12,8 +12,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from gateway.api.server import resolve_ports
 from gateway.config import load_config
-from gateway.server import resolve_ports
 from gateway.service import Gateway
 from simulators.rig import Rig
 from tests.helpers import until

@@ -13,13 +13,13 @@ import aiomqtt
 import pytest
 from aiohttp import ClientSession
 
+from gateway.alerts.store import Store
+from gateway.api.frames import stamp
 from gateway.client import GatewayClient
 from gateway.config import ConfigError, load_config
-from gateway.hub import stamp
 from gateway.messages import SensorUpdate
-from gateway.mqtt import Uplink
-from gateway.relay import Relay as InProcessRelay
-from gateway.store import Store
+from gateway.mqtt.relay import Relay as InProcessRelay
+from gateway.mqtt.uplink import Uplink
 from tests.gateway.test_client import (
     falls_back_to_polling,
     typed_messages_from_both_channels,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.alerts import Alert
+from gateway.alerts.model import Alert
 from gateway.notify.messages import TITLES, WORDS, Site, render
 
 OFFLINE = Alert("E-7", "water_level", "offline", None, "warning", "active", None, None,

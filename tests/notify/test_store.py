@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.store import SCHEMA, SCHEMA_VERSION, Notification, Store
+from gateway.alerts.store import Store
+from gateway.alerts.tables import SCHEMA, SCHEMA_VERSION, Notification
 from tests.gateway.conftest import Client
 from tests.gateway.test_storage_failure import fill, small_disk  # noqa: F401 - a fixture
 from tests.helpers import until_true

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from gateway.api.server import GATEWAY, build_app
 from gateway.config import load_config
-from gateway.server import GATEWAY, build_app
 from simulators.rig import LINK_NAMES, Rig
 from tests.helpers import until, until_true
 from tests.ops.conftest import write_config

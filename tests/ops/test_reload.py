@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse
 
+from gateway.api.server import GATEWAY, build_app
 from gateway.config import load_config
-from gateway.server import GATEWAY, build_app
 from simulators.rig import Rig
 from tests.helpers import until, until_true
 from tests.ops.conftest import write_config

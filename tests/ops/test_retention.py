@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.alerts import Alert, Change, Latch
-from gateway.metrics import Metrics
-from gateway.store import Outgoing, Store
+from gateway.alerts.model import Alert, Change, Latch
+from gateway.alerts.store import Store
+from gateway.alerts.tables import Outgoing
+from gateway.api.metrics import Metrics
 
 DAY = 86400.0
 NOW = 1000 * DAY

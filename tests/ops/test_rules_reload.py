@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from gateway.alerts import AlertEngine, Now, Rule
+from gateway.alerts.engine import AlertEngine
+from gateway.alerts.model import Now, Rule
 
 WARN_8_5 = Rule(low={}, high={"warning": 8.5})
 WARN_7 = Rule(low={}, high={"warning": 7.0})

@@ -13,7 +13,7 @@ from typing import Literal
 
 from aiohttp import web
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent.parent / "static"
 PAGES = {"dashboard": "index.html", "overview": "overview.html"}
 
 

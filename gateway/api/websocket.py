@@ -7,7 +7,7 @@ channels, and every message there carries its ``channel``. Anything else is
 answered with an ``error`` message and the connection stays open. Refusals
 (token, Origin, capacity, a bad ``since``) happen before the upgrade, as HTTP.
 
-What a client's frame means is decided by :class:`gateway.session.Session` (no
+What a client's frame means is decided by :class:`gateway.api.session.Session` (no
 I/O); this module is the aiohttp adapter that carries out its effects.
 """
 
@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from gateway import params
-from gateway.auth import (
+from gateway.api import params
+from gateway.api.auth import (
     CLAIMS,
     SUBPROTOCOL,
     Authenticator,
@@ -32,10 +32,11 @@ from gateway.auth import (
     origin_allowed,
     security_middleware,
 )
+from gateway.api.frames import frame_of, stamp
+from gateway.api.hub import CLOSE_GOING_AWAY, Client, Hub, Variant
+from gateway.api.metrics import Metrics
+from gateway.api.session import Close, Effect, Refresh, Send, Session, Subscribe, Unsubscribe
 from gateway.config import Config, ConfigError
-from gateway.hub import CLOSE_GOING_AWAY, Client, Hub, Variant, frame_of, stamp
-from gateway.metrics import Metrics
-from gateway.session import Close, Effect, Refresh, Send, Session, Subscribe, Unsubscribe
 
 log = logging.getLogger("gateway.websocket")
 

@@ -9,7 +9,7 @@ one to another and resume with ``since``. A dismissal made at a relay goes to
 the owning gateway as an MQTT command and comes back as that gateway's own
 ``dismissed`` event, which every relay passes on.
 
-It serves the same application as a gateway (:func:`gateway.rest.serving_app`):
+It serves the same application as a gateway (:func:`gateway.api.rest.serving_app`):
 the same endpoints, messages, polling fallback and heartbeats (its own, every
 ``server.heartbeat_interval``: a gateway's are not sent over MQTT), each site
 chosen with ``?reservoir=`` or a ``<stream>:<reservoir_id>`` channel. It serves
@@ -36,13 +36,14 @@ from typing import Any
 import aiomqtt
 from aiohttp import web
 
-from drivers.sensors import MEASUREMENTS, UNITS
+from drivers.model import MEASUREMENTS, UNITS
 from gateway import supervise
+from gateway.api.hub import Hub, Stream
+from gateway.api.metrics import Metrics
+from gateway.api.pages import add_pages
+from gateway.api.rest import json_error, serving_app
 from gateway.config import Config, ConfigError
-from gateway.hub import Hub, Stream
-from gateway.metrics import Metrics
-from gateway.mqtt import BROKER_ERRORS, broker_client, reconnect_backoff
-from gateway.mqtt_messages import (
+from gateway.mqtt.messages import (
     ActiveAlerts,
     AlertEvent,
     BadMessage,
@@ -51,11 +52,10 @@ from gateway.mqtt_messages import (
     StreamMessage,
     parse_relayed,
 )
-from gateway.pages import add_pages
-from gateway.rest import json_error, serving_app
+from gateway.mqtt.uplink import BROKER_ERRORS, broker_client, reconnect_backoff
 from gateway.sites import SITES, SitesFeed
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gateway.relay")  # the name logs were filtered by
 DISMISS_WAIT = 5.0
 #: Ignored reservoir ids remembered (each logged once); past this, ignored unnamed.
 IGNORED_NAMED = 1024

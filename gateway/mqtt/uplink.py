@@ -13,7 +13,7 @@ Topics under ``<prefix>/<reservoir_id>/`` (docs/scaling.md):
 - ``commands/dismiss``: where relays ask this gateway to dismiss an alert.
 
 With ``[mqtt] discovery = true`` it also publishes, retained, at each connect, the
-Home Assistant discovery configs of gateway/discovery.py.
+Home Assistant discovery configs of gateway/mqtt/discovery.py.
 
 Every message goes through the SQLite outbox first and leaves it only once the
 broker acknowledged it (QoS 1), in the order it was queued. While the broker
@@ -34,15 +34,16 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from gateway import supervise
-from gateway.alerts import Change, alert_json
+from gateway.alerts.model import Change, alert_json
+from gateway.alerts.shelves import ShelfEvent
+from gateway.alerts.store import Store
+from gateway.alerts.tables import Outgoing
 from gateway.config import MqttConfig
-from gateway.hub import utc_timestamp
-from gateway.mqtt_messages import BadMessage, parse_dismiss
-from gateway.shelves import ShelfEvent
-from gateway.store import Outgoing, Store
+from gateway.mqtt.messages import BadMessage, parse_dismiss
 from gateway.supervise import Backoff
+from gateway.timestamps import utc_timestamp
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gateway.mqtt")  # the name logs were filtered by
 WINDOW = 10  # messages in flight at once while draining the outbox (aiomqtt warns above 10)
 PUBLISH_TIMEOUT = 30.0
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 5.0  # seconds between tries to reach the broker

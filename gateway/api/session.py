@@ -4,7 +4,7 @@ A :class:`Session` takes one client text frame and the time, and says what to
 do: send a message, subscribe, unsubscribe, refresh, or close. It does no I/O
 and imports no aiohttp, so its tests step a float clock and it can be fuzzed
 with any text: only effects come out, never an exception.
-(``gateway.websocket`` is the aiohttp adapter that carries the effects out.)
+(``gateway.api.websocket`` is the aiohttp adapter that carries the effects out.)
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.params import BadInput, load_json, seq, shown
+from gateway.api.params import BadInput, load_json, seq, shown
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gateway.session")  # the name logs were filtered by
 
 CLOSE_POLICY = 1008
 #: A refresh costs this many actions of the rate limit: it builds a whole state.

@@ -1,6 +1,6 @@
 """Shelves (ISA-18.2): a measurement silenced by someone, for a reason, until a time.
 
-Plain data and the SQL that keeps it; no asyncio. :class:`gateway.store.Store`
+Plain data and the SQL that keeps it; no asyncio. :class:`gateway.alerts.store.Store`
 runs :func:`apply` in the transaction that commits the alert changes and the
 MQTT outbox of the same batch, and :func:`load` when it opens. ``shelves`` holds
 the shelves in force (one per measurement), ``shelf_events`` every shelving and
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gateway.hub import utc_timestamp
+from gateway.timestamps import utc_timestamp
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shelves (

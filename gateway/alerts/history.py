@@ -1,9 +1,9 @@
 """The stored history as the REST API serves it: readings (raw or in buckets) and
 alert events, as JSON rows or CSV.
 
-The SQL runs on the store's own thread (see :class:`gateway.store.Store`); the
+The SQL runs on the store's own thread (see :class:`gateway.alerts.store.Store`); the
 buckets are aggregated by SQLite (``GROUP BY CAST(at / bucket AS INTEGER)``)
-over the covering index ``readings (measurement, at, value)`` (gateway/store.py's
+over the covering index ``readings (measurement, at, value)`` (gateway/alerts/store.py's
 SCHEMA), so a 30-day
 query of one measurement reads the index alone (bench/history.py measures it).
 """

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drivers.errors import GatewayError
-from drivers.sensors import MEASUREMENT_NAME
+from drivers.model import MEASUREMENT_NAME
 
 #: Deeper JSON than this is refused before it is parsed: no message of ours nests past 3.
 MAX_DEPTH = 32

@@ -14,80 +14,62 @@ key keep only the newest per key (sensor readings: only the latest matters);
 other frames (alert news) queue up to ``limit``, and a client over the limit,
 or whose socket has not moved for ``stall_timeout`` seconds, is cut off with
 close code 4008.
+
+Why it writes to aiohttp's transport itself
+-------------------------------------------
+Going through ``WebSocketResponse.send_str`` costs a JSON encode, a frame build
+and a compress per client, plus a coroutine per send. Here a frame is built once
+and written with ``transport.write`` to every ready client, as the benchmark's
+floor does; docs/scaling.md ("Where the bytes and the microseconds of a WebSocket
+client go", and the "WebSocket fan-out, CPU" row against the floor) shows the
+cost per delivery at that floor, the socket write itself taking nearly all of it.
+
+What it relies on inside aiohttp
+--------------------------------
+Checked against aiohttp 3.14 (``aiohttp>=3.14`` in pyproject.toml; 3.14.5 when
+written). tests/gateway/test_aiohttp_internals.py fails, naming what changed, if
+an upgrade breaks any of these (all reached from gateway/api/websocket.py):
+
+- ``request.transport``: the connection's ``asyncio.Transport``, still the live
+  socket after ``WebSocketResponse.prepare()``; the hub calls its ``write``,
+  ``is_closing``, ``abort`` and ``set_protocol``.
+- ``request.protocol`` (``aiohttp.web_protocol.RequestHandler``): the transport's
+  protocol until :class:`Client` replaces it with ``transport.set_protocol(self)``
+  and passes every event on to it: ``data_received(data)``, ``eof_received()``,
+  ``connection_lost(exc)``, ``pause_writing()``, ``resume_writing()``; and its
+  ``writing_paused`` property, read once at start.
+- ``request.writer.drain()``: waits while the protocol is paused (a client that
+  is behind drains before writing its queue).
+- ``WebSocketResponse.compress`` after ``prepare()``: the negotiated
+  permessage-deflate window bits (an int), or False. Every frame the hub deflates
+  (gateway/api/frames.py)
+  stands alone (``Z_SYNC_FLUSH``, no shared context), so aiohttp's reader, and any
+  RFC 7692 client, decodes it whatever window it keeps; nothing else may send
+  compressed frames on a connection the hub writes to (aiohttp's own pings and
+  close frames are control frames, never compressed).
+- aiohttp's own writes (pings, the close frame) go to the same transport, whole
+  frames at a time, so they never split one of the hub's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import struct
 import time
-import zlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
-log = logging.getLogger(__name__)
+from gateway.api.frames import encode, frame_of, stamp, text_frame
+
+log = logging.getLogger("gateway.hub")  # the name logs were filtered by
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_SLOW = 4008
 STREAMS = ("alerts", "sensors")
 Variant = tuple[bool, int]  # (tagged with its channel, deflate window bits or 0)
-
-
-def utc_timestamp(now: float | None = None) -> str:
-    """ISO 8601, UTC, milliseconds, ``Z``: ``2025-11-11T10:30:00.123Z``."""
-    moment = datetime.fromtimestamp(time.time() if now is None else now, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def encode(message: Mapping[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def text_frame(payload: bytes, *, compressed: bool = False) -> bytes:
-    """A whole, unmasked server-to-client text frame (RFC 6455, section 5.2)."""
-    first = 0xC1 if compressed else 0x81  # FIN, (RSV1: per-message deflate), text
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", first, size)
-    elif size < 1 << 16:
-        header = struct.pack("!BBH", first, 126, size)
-    else:
-        header = struct.pack("!BBQ", first, 127, size)
-    return header + payload
-
-
-def deflate(payload: bytes, window_bits: int) -> bytes:
-    """A permessage-deflate payload (RFC 7692) that needs no earlier message to inflate.
-
-    Every frame is compressed on its own, so one compressed frame serves every
-    client: a receiver may keep its window, the sender need not use it.
-    """
-    compressor = zlib.compressobj(6, zlib.DEFLATED, -max(9, min(15, window_bits)))
-    data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    return data[:-4] if data.endswith(b"\x00\x00\xff\xff") else data
-
-
-def frame_of(message: Mapping[str, Any], channel: str | None, window_bits: int) -> bytes:
-    """``message`` in the form one client takes: tagged and/or compressed."""
-    payload = encode({**message, "channel": channel} if channel is not None else message)
-    if window_bits:
-        return text_frame(deflate(payload, window_bits), compressed=True)
-    return text_frame(payload)
-
-
-def stamp(message: Mapping[str, Any], seq: int | None = None) -> dict[str, Any]:
-    """``type`` and ``timestamp`` first, then ``seq`` if given, then the rest."""
-    stamped: dict[str, Any] = {"type": message["type"], "timestamp": utc_timestamp()}
-    if seq is not None:
-        stamped["seq"] = seq
-    stamped.update((k, v) for k, v in message.items() if k != "type")
-    return stamped
 
 
 class Writer(Protocol):

@@ -1,8 +1,8 @@
 """The REST half of the one application a gateway and a relay both serve.
 
-:func:`serving_app` is :func:`gateway.websocket.streaming_app` (the WebSocket
+:func:`serving_app` is :func:`gateway.api.websocket.streaming_app` (the WebSocket
 streams, tokens, Origins, a clean stop) plus the REST routes every
-:class:`~gateway.websocket.Backend` answers the same way: the active alerts,
+:class:`~gateway.api.websocket.Backend` answers the same way: the active alerts,
 the polling fallback (``ETag``, ``X-Seq``, ``?wait=&since=`` long polls),
 dismissal, ``/healthz`` and ``/metrics``. ``?reservoir=`` names the site: on a
 relay, one of those it serves (it may be left out while it serves only one); on
@@ -17,10 +17,10 @@ import json
 
 from aiohttp import web
 
-from gateway import params
-from gateway.auth import Role, actor, require
+from gateway.api import params
+from gateway.api.auth import Role, actor, require
+from gateway.api.websocket import BACKEND, STOPPING, Backend, streaming_app
 from gateway.config import Config
-from gateway.websocket import BACKEND, STOPPING, Backend, streaming_app
 
 #: The longest a long poll is held, whatever ``?wait=`` asks.
 LONG_POLL_MAX = 60.0

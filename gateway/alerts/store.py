@@ -2,7 +2,7 @@
 
 Every alert change is committed (WAL, ``synchronous=FULL``) before it is
 published while the disk takes writes, so a ``kill -9`` or a power cut then
-loses nothing a client was told (gateway/pipeline.py says what happens when it
+loses nothing a client was told (gateway/alerts/pipeline.py says what happens when it
 does not). All database work runs on one thread of its own, in submission
 order, so the event loop never waits on a disk.
 
@@ -15,102 +15,38 @@ on failing, one INFO line when they succeed again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from drivers.errors import GatewayError
-from drivers.sensors import Reading
-from gateway import history as history_sql
-from gateway import shelves
-from gateway.alerts import Alert, Change, Latch
-from gateway.shelves import Shelf, ShelfEvent
-
-T = TypeVar("T")
-log = logging.getLogger(__name__)
-REPORT_EVERY = 60.0  # s between ERROR lines while writes go on failing
-# 2: notifications; 3: shelves and shelf_events, the readings index covers value (history
-# buckets). SCHEMA brings an older database up to date (CREATE ... IF NOT EXISTS).
-SCHEMA_VERSION = 3
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alerts (
-    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, measurement TEXT NOT NULL, kind TEXT NOT NULL,
-    direction TEXT, severity TEXT NOT NULL, state TEXT NOT NULL, value REAL, bound REAL,
-    raised_at REAL NOT NULL, updated_at REAL NOT NULL, dismissed_by TEXT
-);
-CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state);
-CREATE TABLE IF NOT EXISTS alert_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL REFERENCES alerts (id),
-    event TEXT NOT NULL, at REAL NOT NULL, severity TEXT NOT NULL, value REAL, bound REAL,
-    by TEXT
-);
-CREATE INDEX IF NOT EXISTS alert_events_at ON alert_events (at);
-CREATE TABLE IF NOT EXISTS latches (
-    measurement TEXT PRIMARY KEY, alert_id TEXT NOT NULL REFERENCES alerts (id)
-);
-CREATE TABLE IF NOT EXISTS readings (
-    measurement TEXT NOT NULL, at REAL NOT NULL, value REAL, quality TEXT NOT NULL,
-    source TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS readings_measurement_at_value ON readings (measurement, at, value);
-DROP INDEX IF EXISTS readings_measurement_at;
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
-    qos INTEGER NOT NULL, retain INTEGER NOT NULL, droppable INTEGER NOT NULL, at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS notifications (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, title TEXT NOT NULL,
-    body TEXT NOT NULL, kind TEXT NOT NULL, alert_id TEXT, event TEXT NOT NULL, at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS notifications_target ON notifications (target, id);
-"""
-SCHEMA += shelves.SCHEMA
-ALERT_COLUMNS = (
-    "id, measurement, kind, direction, severity, state, value, bound, raised_at, updated_at, "
-    "dismissed_by"
+from drivers.model import Reading
+from gateway.alerts import history as history_sql
+from gateway.alerts import shelves
+from gateway.alerts.model import Change, Latch
+from gateway.alerts.shelves import ShelfEvent
+from gateway.alerts.tables import (
+    ALERT_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    Notification,
+    Outgoing,
+    Restored,
+    alert_of,
+    in_transaction,
+    insert_notifications,
+    insert_outgoing,
+    save_changes,
+    transaction,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A message for the MQTT broker, kept on disk until the broker acknowledges it."""
-
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = False
-    droppable: bool = True  # readings and states may go when the outbox is full; events never
-    id: int = 0  # set once stored
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """A message for one ``[[notify]]`` target, kept on disk until it was sent."""
-
-    target: str  # the target's key (gateway/notify/targets.py)
-    title: str
-    body: str
-    kind: str  # apprise's notify type: info, success, warning, failure
-    event: str  # raised, escalated, ..., reminder, test
-    at: float  # wall clock
-    alert_id: str | None = None
-    id: int = 0  # set once stored
-    attempts: int = 0
-
-
-@dataclass(frozen=True)
-class Restored:
-    alerts: list[Alert]
-    latches: list[Latch]
-    shelves: list[Shelf] = field(default_factory=list)
+T = TypeVar("T")
+log = logging.getLogger("gateway.store")  # the name logs were filtered by
+REPORT_EVERY = 60.0  # s between ERROR lines while writes go on failing
 
 
 class StoreWriteError(GatewayError):
@@ -241,8 +177,8 @@ class Store:
             "FROM latches l JOIN alerts a ON a.id = l.alert_id"
         )
         return Restored(
-            [_alert(row) for row in active],
-            [Latch(_alert(row)) for row in latched],
+            [alert_of(row) for row in active],
+            [Latch(alert_of(row)) for row in latched],
             shelves.load(db),
         )
 
@@ -258,7 +194,7 @@ class Store:
         """Commit the changes, and the messages that tell of them, in one transaction."""
 
         def work(db: sqlite3.Connection) -> None:
-            _save(db, changes, outgoing, notifications, shelf_events)
+            save_changes(db, changes, outgoing, notifications, shelf_events)
             self._outbox_rows += len(outgoing)
 
         await self._write("alert changes", work)
@@ -269,8 +205,8 @@ class Store:
         """Queue notifications that no alert change carries (reminders)."""
 
         def work(db: sqlite3.Connection) -> None:
-            with _transaction(db):
-                _add_notifications(db, notifications)
+            with transaction(db):
+                insert_notifications(db, notifications)
 
         await self._write("the notification outbox", work)
 
@@ -290,7 +226,7 @@ class Store:
             if sent
             else "UPDATE notifications SET attempts = attempts + 1 WHERE id = ?"
         )
-        await self._write("the notification outbox", lambda db: _in_transaction(db, sql, [(id,)]))
+        await self._write("the notification outbox", lambda db: in_transaction(db, sql, [(id,)]))
 
     async def notifications_queued(self) -> dict[str, int]:
         """Notifications not yet sent, by target key."""
@@ -302,7 +238,7 @@ class Store:
         """Forget what waits for a target no longer configured."""
         await self._write(
             "the notification outbox",
-            lambda db: _in_transaction(
+            lambda db: in_transaction(
                 db, "DELETE FROM notifications WHERE target = ?", [(target,)]
             ),
         )
@@ -313,8 +249,8 @@ class Store:
         """Add messages; then drop the oldest droppable ones beyond ``keep``."""
 
         def work(db: sqlite3.Connection) -> None:
-            with _transaction(db, "BEGIN IMMEDIATE"):
-                _enqueue(db, outgoing)
+            with transaction(db, "BEGIN IMMEDIATE"):
+                insert_outgoing(db, outgoing)
                 dropped = db.execute(
                     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE droppable = 1 "
                     "ORDER BY id DESC LIMIT -1 OFFSET ?)",
@@ -335,7 +271,7 @@ class Store:
         rows = [(i,) for i in ids]
 
         def work(db: sqlite3.Connection) -> None:
-            with _transaction(db):
+            with transaction(db):
                 deleted = db.executemany("DELETE FROM outbox WHERE id = ?", rows).rowcount
             self._outbox_rows -= deleted
 
@@ -373,7 +309,7 @@ class Store:
         if rows:
             await self._write(
                 "readings",
-                lambda db: _in_transaction(db, "INSERT INTO readings VALUES (?, ?, ?, ?, ?)", rows),
+                lambda db: in_transaction(db, "INSERT INTO readings VALUES (?, ?, ?, ?, ?)", rows),
             )
 
     async def readings(
@@ -387,7 +323,7 @@ class Store:
         rows = await self._run(lambda db: db.execute(query, (measurement, since, limit)).fetchall())
         return [(at, value, quality) for at, value, quality in rows]
 
-    # history (gateway/history.py) -------------------------------------------------------
+    # history (gateway/alerts/history.py) -------------------------------------------------------
 
     async def count_readings(self, measurement: str, since: float, until: float) -> int:
         return await self._run(lambda db: history_sql.count_readings(db, measurement, since, until))
@@ -435,7 +371,7 @@ class Store:
         args = {"before": before}
 
         def work(db: sqlite3.Connection) -> int:
-            with _transaction(db, "BEGIN IMMEDIATE"):
+            with transaction(db, "BEGIN IMMEDIATE"):
                 # Ids are never used again: remember the highest before it may go.
                 db.execute(
                     "INSERT OR REPLACE INTO meta SELECT 'max_seq', MAX(seq, COALESCE("
@@ -447,86 +383,3 @@ class Store:
             return count
 
         return await self._write("alert history", work)
-
-
-def _alert(row: Sequence[Any]) -> Alert:
-    return Alert(*row)
-
-
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
-    """Commit, or roll back: also when COMMIT itself fails (disk full), or the next
-    BEGIN would find the failed transaction still open."""
-    db.execute(begin)
-    try:
-        yield
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
-                db.execute("ROLLBACK")
-        raise
-
-
-def _in_transaction(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    with _transaction(db):
-        db.executemany(sql, rows)
-
-
-def _enqueue(db: sqlite3.Connection, outgoing: Sequence[Outgoing]) -> None:
-    db.executemany(
-        "INSERT INTO outbox (topic, payload, qos, retain, droppable, at) "
-        "VALUES (?, ?, ?, ?, ?, julianday('now'))",
-        [(o.topic, o.payload, o.qos, int(o.retain), int(o.droppable)) for o in outgoing],
-    )
-
-
-def _add_notifications(db: sqlite3.Connection, notifications: Sequence[Notification]) -> None:
-    db.executemany(
-        "INSERT INTO notifications (target, title, body, kind, event, at, alert_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(n.target, n.title, n.body, n.kind, n.event, n.at, n.alert_id) for n in notifications],
-    )
-
-
-def _save(
-    db: sqlite3.Connection,
-    changes: Sequence[Change],
-    outgoing: Sequence[Outgoing],
-    notifications: Sequence[Notification],
-    shelf_events: Sequence[ShelfEvent] = (),
-) -> None:
-    with _transaction(db, "BEGIN IMMEDIATE"):
-        shelves.apply(db, shelf_events)
-        for change in changes:
-            _apply(db, change)
-        _enqueue(db, outgoing)
-        _add_notifications(db, notifications)
-
-
-def _apply(db: sqlite3.Connection, change: Change) -> None:
-    a = change.alert
-    if change.unlatched:
-        db.execute("DELETE FROM latches WHERE alert_id = ?", (a.id,))
-    elif change.event == "raised":
-        tail = a.id.rsplit("-", 1)[-1]  # ids are "<prefix><seq>", see Store.new_id
-        seq = int(tail) if tail.isdigit() else 0
-        db.execute(
-            f"INSERT INTO alerts (seq, {ALERT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
-            (seq, a.id, a.measurement, a.kind, a.direction, a.severity, a.state, a.value,
-             a.bound, a.raised_at, a.updated_at, a.dismissed_by),
-        )  # fmt: skip
-    else:
-        db.execute(
-            "UPDATE alerts SET severity = ?, state = ?, value = ?, bound = ?, updated_at = ?, "
-            "dismissed_by = ? WHERE id = ?",
-            (a.severity, a.state, a.value, a.bound, a.updated_at, a.dismissed_by, a.id),
-        )
-    if change.latch is not None:
-        db.execute("INSERT OR REPLACE INTO latches VALUES (?, ?)", (a.measurement, a.id))
-    db.execute(
-        "INSERT INTO alert_events (alert_id, event, at, severity, value, bound, by) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (a.id, change.event, change.at, a.severity, a.value, a.bound,
-         a.dismissed_by if change.event == "dismissed" else None),
-    )  # fmt: skip

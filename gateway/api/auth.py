@@ -32,7 +32,7 @@ HMAC_ALGORITHMS = ["HS256"]
 CLAIMS = web.RequestKey("claims", dict[str, Any])
 PUBLIC_KEY_ALGORITHMS = ["RS256", "ES256"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gateway.auth")  # the name logs were filtered by
 
 
 class AuthError(GatewayError):

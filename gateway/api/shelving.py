@@ -22,12 +22,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import params
-from gateway.auth import Role, actor, require
-from gateway.params import BadInput, shown
-from gateway.pipeline import AlertPipeline
-from gateway.rest import json_error, unprocessable
-from gateway.shelves import Shelf, shelf_json
+from gateway.alerts.pipeline import AlertPipeline
+from gateway.alerts.shelves import Shelf, shelf_json
+from gateway.api import params
+from gateway.api.auth import Role, actor, require
+from gateway.api.params import BadInput, shown
+from gateway.api.rest import json_error, unprocessable
 
 MAX_REASON = 200  # characters
 

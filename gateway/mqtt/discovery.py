@@ -6,7 +6,7 @@ Assistant then makes a sensor of it, reading the value out of the retained
 ``<prefix>/<reservoir_id>/sensors`` message (``value_json.data.<measurement>``)
 and showing it unavailable while ``<prefix>/<reservoir_id>/status`` is
 ``offline`` (the gateway's last will). The uplink publishes them at every
-connect (gateway/mqtt.py); docs/integrations.md shows the recipe.
+connect (gateway/mqtt/uplink.py); docs/integrations.md shows the recipe.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import importlib.metadata
 import json
 from typing import Any
 
-from drivers.sensors import UNITS
+from drivers.model import UNITS
 from gateway.config import Config
 
 #: Home Assistant's device class (and the unit it accepts) where one fits the measurement.

@@ -26,13 +26,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.alerts import AlertEngine, Change, Now, Rule, alert_json
-from gateway.hub import Hub, utc_timestamp
-from gateway.mqtt import Uplink
-from gateway.shelves import Shelf, ShelfEvent
-from gateway.store import Notification, Outgoing, Restored, Store, StoreWriteError
+from gateway.alerts.engine import AlertEngine
+from gateway.alerts.model import Change, Now, Rule, alert_json
+from gateway.alerts.shelves import Shelf, ShelfEvent
+from gateway.alerts.store import Store, StoreWriteError
+from gateway.alerts.tables import Notification, Outgoing, Restored
+from gateway.api.hub import Hub
+from gateway.mqtt.uplink import Uplink
+from gateway.timestamps import utc_timestamp
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gateway.pipeline")  # the name logs were filtered by
 
 
 class Notices(Protocol):
