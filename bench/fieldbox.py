@@ -10,60 +10,31 @@ counted too: a box on real probes spends less.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import re
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import Report, markdown_table, procstat
-from bench.fanout_procs import LoadClients, child_env
+from bench.fanout_procs import LoadClients
+from bench.gateway_process import simulated_gateway
 
 WINDOW = 60.0
 QUICK_WINDOW = 10.0
 WARMUP = 5.0
 CLIENTS = 10
 TARGET = 0.01  # of one core
-LISTENING = re.compile(rb"on http://[^:]+:(\d+)")
 
 
 async def run(
     *, iterations: int | None = None, quick: bool = False, out: Path | None = None
 ) -> Report:
     window = QUICK_WINDOW if quick else WINDOW
-    with tempfile.TemporaryDirectory(prefix="bench-fieldbox-") as tmp:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "run", "--simulate", "--port", "0",
-            "--data-dir", tmp, "--log-level", "WARNING",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            cwd=tmp, env=child_env(), preexec_fn=procstat.die_with_parent,
-        )  # fmt: skip
-        try:
-            port = await asyncio.wait_for(_port(proc), 60)
-            async with LoadClients(1) as clients:
-                await clients.connect(port, CLIENTS)
-                await asyncio.sleep(WARMUP)
-                samples = await _watch(proc.pid, window)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+    async with simulated_gateway() as (proc, port), LoadClients(1) as clients:
+        await clients.connect(port, CLIENTS)
+        await asyncio.sleep(WARMUP)
+        samples = await _watch(proc.pid, window)
     return _report(samples, out)
-
-
-async def _port(proc: asyncio.subprocess.Process) -> int:
-    assert proc.stdout is not None
-    while line := await proc.stdout.readline():
-        if found := LISTENING.search(line):
-            return int(found.group(1))
-    raise RuntimeError("sensor-gateway run --simulate exited before listening")
 
 
 async def _watch(pid: int, window: float) -> list[tuple[float, float, int]]:

@@ -40,6 +40,7 @@ import aiomqtt
 from bench import Report, markdown_table, procstat
 from bench.baselines.common import SENSOR_DATA
 from bench.fanout_procs import child_env
+from bench.gateway_process import stop
 from gateway.alerts.store import Store
 from gateway.api.frames import stamp
 from gateway.config import MqttConfig
@@ -283,13 +284,7 @@ async def _process(starting: Awaitable[Child]) -> AsyncIterator[Child]:
     try:
         yield child
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop(proc)
         if child.drain is not None:
             await asyncio.gather(child.drain, return_exceptions=True)
 

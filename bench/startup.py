@@ -11,20 +11,17 @@ on raw ptys by a bare loop (no gateway code), 0.6 s + 0.9 s by the datasheets.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import statistics
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import Report, markdown_table, procstat
-from bench.fanout_procs import child_env
-from bench.fieldbox import LISTENING
+from bench import Report, markdown_table
+from bench.gateway_process import simulated_gateway
 from bench.serial_overhead import FloorPort
 
 ROUNDS, QUICK_ROUNDS = 10, 3
@@ -80,39 +77,15 @@ def _status(buffer: bytearray) -> bool:
 
 async def _gateway_start() -> tuple[float, float]:
     """(spawn to the listening banner, spawn to four numbers in /api/sensors/latest) in s."""
-    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
-        started = time.perf_counter()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "run", "--simulate", "--port", "0",
-            "--data-dir", tmp, "--log-level", "WARNING",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            cwd=tmp, env=child_env(), preexec_fn=procstat.die_with_parent,
-        )  # fmt: skip
-        try:
-            port = await asyncio.wait_for(_port(proc), 60)
-            banner = time.perf_counter() - started
-            url = f"http://127.0.0.1:{port}/api/sensors/latest"
-            async with asyncio.timeout(60):
-                # Another process's state: nothing to wait on but asking again.
-                while not await asyncio.to_thread(_complete, url):  # noqa: ASYNC110
-                    await asyncio.sleep(POLL)
-            return banner, time.perf_counter() - started
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
-async def _port(proc: asyncio.subprocess.Process) -> int:
-    assert proc.stdout is not None
-    while line := await proc.stdout.readline():
-        if found := LISTENING.search(line):
-            return int(found.group(1))
-    raise RuntimeError("sensor-gateway run --simulate exited before listening")
+    started = time.perf_counter()
+    async with simulated_gateway() as (_, port):
+        banner = time.perf_counter() - started
+        url = f"http://127.0.0.1:{port}/api/sensors/latest"
+        async with asyncio.timeout(60):
+            # Another process's state: nothing to wait on but asking again.
+            while not await asyncio.to_thread(_complete, url):  # noqa: ASYNC110
+                await asyncio.sleep(POLL)
+        return banner, time.perf_counter() - started
 
 
 def _complete(url: str) -> bool:
