@@ -102,7 +102,7 @@ class SerialLine:
         echo: bool = False,
         reconnect_min: float = 0.5,
         reconnect_max: float = 30.0,
-        watch_interval: float = 0.2,
+        watch_interval: float = 0.1,
         history: int = 100,
         settle: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
