@@ -224,13 +224,17 @@ class Broker:
 
 
 def gateway_config(tmp: Path, broker_port: int) -> Path:
-    """The embedded default (four probes on the simulators), on a free port, with MQTT and
-    a second Modbus unit (the one that dies) beside the level transmitter."""
+    """The embedded default (four probes on the simulators), on a free port, with MQTT, a
+    second Modbus unit (the one that dies) beside the level transmitter, and news every 2 s."""
     text = (ROOT / "gateway" / "default.toml").read_text()
     text = text.replace('data_dir = "./data"', f'data_dir = "{tmp / "data"}"')
     text = re.sub(r'(?m)^host = "localhost".*$', 'host = "127.0.0.1"', text)
     text = re.sub(r"(?m)^port = 8000.*$", "port = 0", text)
+    # A sensor_update every 2 s (not 10): more seq for the clients to check. The replay
+    # history then holds 10 minutes, full before the first quarter of a 60-minute run
+    # ends, so the RSS growth after it is not the history filling up.
     text = re.sub(r"(?m)^sensor_interval = .*$", "sensor_interval = 2.0", text)
+    text = re.sub(r"(?m)^history = .*$", "history = 300", text)
     unit2 = (
         '\n  [[buses.sensors]]\n  measurement = "line_temperature"\n  unit = 2\n'
         '  register = 0\n  register_type = "input"\n  data_type = "int16"\n  scale = 0.1\n'
