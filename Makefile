@@ -10,7 +10,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 
 APT_PACKAGES := chromium mosquitto systemd
 
-.PHONY: help run lint format test bench bench-full screenshots system-deps clean
+.PHONY: help run lint format test bench bench-full soak screenshots system-deps clean
 
 help:
 	@echo "make run     create .venv, install, start the gateway on simulated sensors (http://127.0.0.1:8000)"
@@ -19,6 +19,7 @@ help:
 	@echo "make format  ruff format and ruff check --fix"
 	@echo "make bench   the short benchmark run (< 3 min): figures into docs/bench/quick/"
 	@echo "make bench-full  every benchmark in full (~20 min): figures into docs/bench/"
+	@echo "make soak    the fault campaign for MINUTES (default 60): report into docs/bench/soak/"
 	@echo "make screenshots  the browser tests that take the docs' screenshots, writing docs/img/"
 	@echo "make system-deps  apt-get install $(APT_PACKAGES) (as root): for the browser and MQTT tests"
 	@echo "make clean   remove .venv, caches and build output"
@@ -55,6 +56,11 @@ bench: $(BENCH_STAMP)
 
 bench-full: $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+# The soak: the gateway on its simulators under faults for MINUTES, with a real Mosquitto.
+MINUTES ?= 60
+soak: $(BENCH_STAMP)
+	$(BIN)/python -m bench.soak --minutes $(MINUTES)
 
 # The docs' screenshots come from the browser tests; a plain test run leaves docs/img alone.
 screenshots: $(STAMP)

@@ -25,6 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 FULL = Path("docs/bench/results.json")
 QUICK = Path("docs/bench/quick/results.json")
+SOAK = Path("docs/bench/soak/results.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +91,19 @@ def _benchmark(name: str) -> Callable[[dict[str, Any], Path], str]:
     return render
 
 
+def _soak(results: dict[str, Any], results_path: Path) -> str:
+    """The README's soak figures, from the stored soak (``make soak``)."""
+    from bench import soak_report
+
+    return soak_report.block(results)
+
+
 BLOCKS = (
     Block("full", Path("README.md"), FULL, _full_run),
     Block("one-box", Path("docs/scaling.md"), FULL, _scaling),
     Block("ws-memory", Path("docs/scaling.md"), FULL, _benchmark("ws-memory")),
     Block("ws-profile", Path("docs/scaling.md"), FULL, _benchmark("ws-profile")),
+    Block("soak", Path("README.md"), SOAK, _soak),
 )
 
 

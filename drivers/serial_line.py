@@ -3,9 +3,13 @@
 A :class:`SerialLine` serialises requests (one at a time, under a lock), flushes
 stale input before each, keeps ``request_gap`` of silence after a reply, skips
 an RS-485 adapter's echo, and gives each request its own timeout and retries.
-When the port vanishes (a USB unplug, EIO) it is closed and, on a later
-request, opened again by name with growing backoff, so a replugged adapter
-behind a stable ``/dev/serial/by-id/`` link is picked up without a restart.
+When the port is lost (a USB unplug, EIO) it is closed and opened again by
+name on a later request, so a replugged adapter behind a stable
+``/dev/serial/by-id/`` link is picked up without a restart. While the path is
+absent the line only watches for it (a ``stat`` every ``watch_interval``, see
+:meth:`SerialLine.idle`) and reopens the moment it is back; a port that is
+there but keeps failing to open (EIO, busy, permission) is retried with
+growing backoff instead.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import select
 import time
 import urllib.parse
@@ -97,6 +102,7 @@ class SerialLine:
         echo: bool = False,
         reconnect_min: float = 0.5,
         reconnect_max: float = 30.0,
+        watch_interval: float = 0.1,
         history: int = 100,
         settle: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
@@ -110,8 +116,12 @@ class SerialLine:
         self.echo = echo
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
+        #: How often :meth:`idle` looks for an absent port's path.
+        self.watch_interval = watch_interval
         self.frames: deque[FrameRecord] = deque(maxlen=history)
-        #: Per kind: requests, reconnects, and each of ERROR_KINDS.
+        #: Per kind: requests, reconnects (one per reopen), and each of ERROR_KINDS, where
+        #: ``disconnected`` counts losses of an open port (one per unplug), not the
+        #: requests refused while it is away.
         self.counters: Counter[str] = Counter()
         #: Grows by one on every successful open; devices re-initialise when it changes.
         self.generation = 0
@@ -127,6 +137,7 @@ class SerialLine:
         self._last_reply = float("-inf")
         self._backoff = 0.0
         self._next_open = float("-inf")
+        self._absent = False
         self._last_problem = "not opened yet"
 
     @property
@@ -140,6 +151,11 @@ class SerialLine:
             and transport is not None
             and not transport.is_closing()
         )
+
+    @property
+    def absent(self) -> bool:
+        """True while the port's path was missing at the last try to open it (unplugged)."""
+        return self._absent
 
     async def open(self) -> None:
         """Open the port now. Raises PortDisconnected naming the port if it cannot."""
@@ -158,6 +174,34 @@ class SerialLine:
     async def close(self) -> None:
         async with self._lock:
             await self._drop_transport()
+
+    async def idle(self, seconds: float) -> bool:
+        """Sleep ``seconds`` between polls; True if cut short: poll now.
+
+        An open port that is lost meanwhile (unplugged) cuts it short, so the loss
+        is reported at once; an absent port is looked for every ``watch_interval``
+        and cuts it short the moment it is back, so it is reopened at once rather
+        than after a backoff.
+        """
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        receiver = self._receiver
+        if receiver is not None:
+            try:
+                async with asyncio.timeout_at(until):
+                    await receiver.closed.wait()
+            except TimeoutError:
+                return False
+            return True
+        while self._absent:
+            if self._present():
+                return True
+            left = until - loop.time()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(self.watch_interval, left))
+        await asyncio.sleep(max(0.0, until - loop.time()))
+        return False
 
     async def request(
         self,
@@ -179,7 +223,8 @@ class SerialLine:
                     await self._ensure_open()
                     return await self._transact(payload, parser(), timeout or self.timeout)
                 except DriverError as exc:
-                    self.counters[exc.kind] += 1
+                    if not isinstance(exc, PortDisconnected):  # counted once per loss instead
+                        self.counters[exc.kind] += 1
                     if not exc.retryable or attempt == attempts - 1:
                         raise
                     log.debug("%s: attempt %d failed: %s", self.name, attempt + 1, exc)
@@ -194,10 +239,21 @@ class SerialLine:
             return
         if self._transport is not None:
             await self._drop_transport()
-        if self._clock() < self._next_open:
+            self.counters["disconnected"] += 1  # an open port lost: one per unplug
+        # An absent port that is back opens at once; otherwise the backoff stands (it
+        # also covers a path that never shows up but opens all the same, a COM3 say).
+        if self._absent and self._present():
+            self._backoff = 0.0  # back: should it fail now, the backoff starts again small
+        elif self._clock() < self._next_open:
             wait = self._next_open - self._clock()
             raise PortDisconnected(self.port, f"{self._last_problem}; next try in {wait:.1f} s")
         await self._open()
+
+    def _present(self) -> bool:
+        """Whether the port's path is there now (a stat; a URL port always is)."""
+        if urllib.parse.urlparse(self.port).scheme:
+            return True  # tcp://, socket://...: never "absent", the backoff applies
+        return os.path.exists(self.port)  # a dangling by-id link counts as absent
 
     async def _connect(self, receiver: asyncio.Protocol) -> asyncio.Transport:
         """Open the port, delivering its input to ``receiver``. Raises what opening raises."""
@@ -215,10 +271,12 @@ class SerialLine:
             transport = await self._connect(receiver)
         except (serial.SerialException, OSError, ValueError) as exc:
             self._last_problem = f"cannot open: {exc}"
+            self._absent = not self._present()  # then idle() watches for it to come back
             self._backoff = min(self.reconnect_max, max(self.reconnect_min, self._backoff * 2))
             self._next_open = self._clock() + self._backoff
             raise PortDisconnected(self.port, self._last_problem) from exc
         self._transport, self._receiver = transport, receiver
+        self._absent = False
         self._backoff = 0.0
         self._next_open = float("-inf")
         self.generation += 1

@@ -110,7 +110,11 @@ class BusPoller:
         return readings
 
     async def _run(self) -> None:
-        """Poll on a fixed schedule; a slow poll delays the next, never piles up."""
+        """Poll on a fixed schedule; a slow poll delays the next, never piles up.
+
+        An unplugged port cuts the wait short the moment it is back (the line watches
+        for it), and the schedule starts again from that poll.
+        """
         interval = self.config.poll_interval
         loop = asyncio.get_running_loop()
         next_at = loop.time()
@@ -124,7 +128,8 @@ class BusPoller:
             now = loop.time()
             if next_at < now:
                 next_at = now  # fell behind: start again from here, skipping the missed polls
-            await asyncio.sleep(next_at - now)
+            if await self.line.idle(next_at - now):
+                next_at = loop.time()
 
     def health(self) -> dict[str, object]:
         counters = dict(self.line.counters)

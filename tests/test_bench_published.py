@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from bench import published, startup
+from bench import published, soak_report, startup
 
 
 def test_every_published_block_is_rendered_from_its_stored_run() -> None:
@@ -48,3 +49,17 @@ def test_startup_verdict_follows_the_samples() -> None:
     assert "(median): met (1.90 s" in startup.report(fast).text
     assert "(median): MISSED (2.50 s" in startup.report(slow).text
     assert "1.67x |" in startup.report(slow).text
+
+
+def test_the_readme_soak_figures_are_the_stored_soak(copy: Path) -> None:
+    readme = copy / "README.md"
+    text = readme.read_text()
+    results = json.loads((copy / published.SOAK).read_text())
+    assert soak_report.block(results) in text
+    growth = results["figures"]["rss_growth_kib_per_min"]
+    quoted = f"| {growth:.1f} KiB/min"
+    assert quoted in text
+    readme.write_text(text.replace(quoted, f"| {growth - 10:.1f} KiB/min"))  # a hand edit
+    assert published.stale(copy) == ["README.md: bench:soak"]
+    published.write(copy / published.SOAK, copy)
+    assert readme.read_text() == text

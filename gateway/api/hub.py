@@ -197,6 +197,7 @@ class Client(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.protocol.connection_lost(exc)
+        _unhook(self.transport)
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -274,13 +275,17 @@ class Client(asyncio.Protocol):
         self._cut_off(CLOSE_TOO_SLOW, reason)
 
     async def close(self) -> None:
-        """Stop the writer task (the connection is going away)."""
+        """Stop the writer task (the connection is going away) and let go of the callbacks
+        given at start, which point back at the connection: without that the two would
+        live on in a reference cycle until a full collection."""
         self._pending = None
         self.closed = True
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        self._cut_off = _gone
+        self._on_late_write = None
 
     async def _write_pending(self) -> None:
         try:
@@ -305,6 +310,21 @@ class Client(asyncio.Protocol):
                 self._moved()
         finally:
             self._writer = None
+
+
+def _unhook(transport: asyncio.Transport) -> None:
+    """Let a lost connection's transport go with its last reference, not at a full collection.
+
+    asyncio's socket transports (3.11) keep a bound method of their own for reading
+    (transport -> ``_read_ready_cb`` -> transport); once the connection is lost nothing
+    reads any more, so that reference can go.
+    """
+    if getattr(transport, "_read_ready_cb", None) is not None:
+        transport._read_ready_cb = None  # type: ignore[attr-defined]
+
+
+def _gone(code: int, reason: str) -> None:
+    """A closed client's cut-off: nothing left to cut."""
 
 
 @dataclass

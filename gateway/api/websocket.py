@@ -318,9 +318,29 @@ async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
         if expiry is not None:
             expiry.cancel()
         await connection.close()
+        _release(request, ws)
         app[CONNECTIONS].discard(connection)
         log.info("[WebSocket] Disconnected. Total connections: %d", len(app[CONNECTIONS]))
     return ws
+
+
+def _release(request: web.Request, ws: web.WebSocketResponse) -> None:
+    """Break the reference cycles a finished WebSocket leaves behind, so its objects go
+    as soon as the connection does instead of at the next full collection:
+
+    - aiohttp (3.14) keeps the response's heartbeat callback on the request's protocol
+      (protocol -> ws._on_data_received -> ws -> request -> protocol) after the end;
+    - an exception the response kept (``ws.exception()``, a reset peer), and those it
+      was raised during, hold the frames that caught them, whose ``self`` is the response.
+    """
+    exc, seen = ws.exception(), set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
+    protocol = request.protocol
+    if getattr(protocol, "_data_received_cb", None) is not None:
+        protocol._data_received_cb = None
 
 
 async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
