@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,6 +11,15 @@ import pytest
 
 from simulators.rig import Rig
 from simulators.world import World
+
+
+@pytest.fixture(autouse=True)
+def no_gateway_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests load configurations from their own files: a GATEWAY_* variable of the shell
+    running pytest must not change them. A test sets its own with ``monkeypatch.setenv``."""
+    for name in list(os.environ):
+        if name.upper().startswith("GATEWAY_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from contextvars import ContextVar
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
@@ -25,6 +25,7 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
+    TomlConfigSettingsSource,
 )
 
 from drivers.model import MEASUREMENTS
@@ -52,20 +53,6 @@ from gateway.config.sections import (
     StorageConfig,
     ThresholdConfig,
 )
-
-# The mapping load_config reads the environment from; settings_customise_sources is a
-# classmethod, so this is how a per-call environ reaches it.
-_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("gateway_config_environ", default=None)
-
-
-class _MappingEnvSource(EnvSettingsSource):
-    """pydantic-settings' environment source, reading a given mapping instead of os.environ."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        super().__init__(settings_cls)
-        self.env_vars = {
-            name if self.case_sensitive else name.lower(): value for name, value in environ.items()
-        }
 
 
 class Config(BaseSettings):
@@ -103,10 +90,9 @@ class Config(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """The environment first, so it beats the init kwargs (the file's values)."""
-        environ = _ENVIRON.get()
-        env = env_settings if environ is None else _MappingEnvSource(settings_cls, environ)
-        return env, init_settings
+        """The ``GATEWAY_*`` environment first, so it beats keyword arguments (what
+        :func:`with_overrides` validates); :func:`load_config` adds the TOML file after both."""
+        return env_settings, init_settings
 
     @field_validator("buses")
     @classmethod
@@ -147,25 +133,24 @@ def default_config_text() -> str:
     return (files("gateway") / "default.toml").read_text(encoding="utf-8")
 
 
-def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(path: Path | None = None) -> Config:
     """Read ``path`` (or the embedded default), apply ``GATEWAY_*`` variables, validate.
 
-    ``environ`` defaults to ``os.environ``. Raises :class:`ConfigError` with every problem.
+    Raises :class:`ConfigError` with every problem.
     """
-    data = _read_toml(path)
-    env = os.environ if environ is None else environ
-    hidden = [f"{key}: unknown key" for key in data if key.startswith("_")]
-    if hidden:  # BaseSettings would take these as its own init options
-        raise ConfigError(hidden)
-    token = _ENVIRON.set(env)
+    if path is not None and not path.is_file():  # the TOML source would skip it silently
+        try:
+            path.open("rb").close()
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read the file: {exc.strerror or exc}"]) from None
     try:
-        return Config(**data)
+        sources = (EnvSettingsSource(Config), TomlFile(Config, path))  # the first wins
+        # _build_sources is BaseSettings.__init__'s documented argument; the mypy plugin hides it
+        return Config(_build_sources=(sources, {}))  # type: ignore[call-arg]
     except ValidationError as exc:
-        raise ConfigError(error_lines(exc, env, Config)) from None
+        raise ConfigError(error_lines(exc, os.environ, Config)) from None
     except SettingsError as exc:
-        raise ConfigError([settings_problem(exc, env)]) from None
-    finally:
-        _ENVIRON.reset(token)
+        raise ConfigError([settings_problem(exc, os.environ)]) from None
 
 
 def with_overrides(config: Config, changes: Mapping[str, Any]) -> Config:
@@ -202,22 +187,29 @@ def dump_config(config: Config) -> str:
 _TOML_WHERE = re.compile(r"(?P<msg>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)")
 
 
-def _read_toml(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        name, text = DEFAULT_NAME, default_config_text()
-    else:
-        name = str(path)
+class TomlFile(TomlConfigSettingsSource):
+    """pydantic-settings' TOML source, reading ``path`` (default: the embedded default.toml)
+    and reporting a file it cannot use as ``file: line L, column C: message``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None = None) -> None:
+        self.name = DEFAULT_NAME if path is None else str(path)
+        file = files("gateway") / "default.toml" if path is None else path
+        super().__init__(settings_cls, toml_file=file)
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = file_path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError([f"{name}: cannot read the file: {exc.strerror or exc}"]) from None
+            raise ConfigError(
+                [f"{self.name}: cannot read the file: {exc.strerror or exc}"]
+            ) from None
         except UnicodeDecodeError as exc:
-            raise ConfigError([f"{name}: not UTF-8 text (byte {exc.start})"]) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        found = _TOML_WHERE.fullmatch(str(exc))
-        if found is None:
-            raise ConfigError([f"{name}: {exc}"]) from None
-        where = f"line {found['line']}, column {found['column']}"
-        raise ConfigError([f"{name}: {where}: {found['msg']}"]) from None
+            raise ConfigError([f"{self.name}: not UTF-8 text (byte {exc.start})"]) from None
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            found = _TOML_WHERE.fullmatch(str(exc))
+            if found is None:
+                raise ConfigError([f"{self.name}: {exc}"]) from None
+            where = f"line {found['line']}, column {found['column']}"
+            raise ConfigError([f"{self.name}: {where}: {found['msg']}"]) from None

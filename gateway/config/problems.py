@@ -83,7 +83,10 @@ _PLAIN = {
 def _message(error: ErrorDetails, loc: tuple[str | int, ...], owner: type[BaseModel] | None) -> str:
     kind, key = error["type"], loc[-1] if loc else ""
     if kind == "extra_forbidden":
-        return unknown("unknown key", str(key), list(owner.model_fields) if owner else [])
+        private = str(key).startswith("_")  # a pydantic-settings option (_env_file), not a typo
+        return unknown(
+            "unknown key", str(key), list(owner.model_fields) if owner and not private else []
+        )
     if "[key]" in error["loc"]:
         return f"not a measurement name: {error['msg']}, got {key!r}"
     if kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):

@@ -81,7 +81,7 @@ def write_config(tmp_path: Path, **overrides: Any) -> Path:
 
 
 def fast_config(tmp_path: Path, **overrides: Any) -> Config:
-    return load_config(write_config(tmp_path, **overrides), environ={})
+    return load_config(write_config(tmp_path, **overrides))
 
 
 Client = TestClient[web.Request, web.Application]

@@ -36,7 +36,7 @@ async def roomy(aiohttp_client: Callable[..., Any], tmp_path: Path) -> Client:
     path.write_text(
         path.read_text().replace("max_message_bytes = 1024", "max_message_bytes = 65536")
     )
-    app = build_app(load_config(path, environ={}), simulate=True, sim_time_scale=0.0)
+    app = build_app(load_config(path), simulate=True, sim_time_scale=0.0)
     client: Client = await aiohttp_client(app)
     pin(app[RIG])
     return client

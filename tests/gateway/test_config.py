@@ -114,14 +114,17 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def problems_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load_config(write(tmp_path, text), environ=environ or {})
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in (environ or {}).items():
+            patch.setenv(name, value)
+        with pytest.raises(ConfigError) as caught:
+            load_config(write(tmp_path, text))
     assert str(caught.value) == "\n".join(caught.value.problems)
     return caught.value.problems
 
 
 def test_embedded_default_loads() -> None:
-    config = load_config(environ={})
+    config = load_config()
     assert config.reservoir_id == "EMBALSE_01"
     assert config.data_dir == Path("data")
     assert config.server == Config().server.model_copy()  # written out: the defaults
@@ -147,7 +150,7 @@ def test_embedded_default_loads() -> None:
 
 
 def test_contract_example_loads_and_round_trips(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, CONTRACT), environ={})
+    config = load_config(write(tmp_path, CONTRACT))
     assert config.server.max_connections is None
     modbus = config.buses[1]
     points = [s.modbus_point() for s in modbus.sensors]
@@ -164,7 +167,7 @@ def test_contract_example_loads_and_round_trips(tmp_path: Path) -> None:
 
 
 def test_defaults_fill_a_minimal_file(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, EZO_BUS), environ={})
+    config = load_config(write(tmp_path, EZO_BUS))
     bus = config.buses[0]
     assert (bus.baudrate, bus.timeout, bus.retries, bus.poll_interval) == (9600, 1.0, 2, 2.0)
     assert (bus.request_gap, bus.echo) == (0.0, False)
@@ -177,7 +180,7 @@ def test_defaults_fill_a_minimal_file(tmp_path: Path) -> None:
 
 
 def test_an_empty_file_is_a_gateway_without_buses(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, ""), environ={})
+    config = load_config(write(tmp_path, ""))
     assert config.buses == []
     assert config.mqtt.url is None
 
@@ -366,7 +369,7 @@ def test_each_problem_is_reported_at_its_key(tmp_path: Path, text: str, expected
     ],
 )
 def test_what_is_allowed(tmp_path: Path, text: str) -> None:
-    load_config(write(tmp_path, text), environ={})
+    load_config(write(tmp_path, text))
 
 
 def test_several_problems_at_once(tmp_path: Path) -> None:
@@ -407,7 +410,7 @@ def test_cross_checks_of_one_bus_all_reported(tmp_path: Path) -> None:
 def test_bad_toml_names_file_line_and_column(tmp_path: Path) -> None:
     path = write(tmp_path, '[server]\nport = 8000\nhost = "127.0.0.1\n')
     with pytest.raises(ConfigError) as caught:
-        load_config(path, environ={})
+        load_config(path)
     [problem] = caught.value.problems
     assert problem == f"{path}: line 3, column 18: Illegal character '\\n'"
 
@@ -415,18 +418,18 @@ def test_bad_toml_names_file_line_and_column(tmp_path: Path) -> None:
 def test_duplicate_toml_key_is_a_syntax_error(tmp_path: Path) -> None:
     path = write(tmp_path, "[server]\nport = 1\nport = 2\n")
     with pytest.raises(ConfigError) as caught:
-        load_config(path, environ={})
+        load_config(path)
     assert caught.value.problems[0].startswith(f"{path}: line 3, column ")
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
     path = tmp_path / "nope.toml"
     with pytest.raises(ConfigError) as caught:
-        load_config(path, environ={})
+        load_config(path)
     assert caught.value.problems == [f"{path}: cannot read the file: No such file or directory"]
 
 
-def test_environment_beats_the_file(tmp_path: Path) -> None:
+def test_environment_beats_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "reservoir_id = 'EMBALSE_01'\n[server]\nport = 8000\nhost = '0.0.0.0'\n")
     environ = {
         "GATEWAY_SERVER__PORT": "9001",
@@ -435,7 +438,9 @@ def test_environment_beats_the_file(tmp_path: Path) -> None:
         "GATEWAY_SERVER__ALLOWED_ORIGINS": '["https://scada.example.org"]',
         "OTHER": "ignored",
     }
-    config = load_config(path, environ=environ)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    config = load_config(path)
     assert config.server.port == 9001
     assert config.server.host == "0.0.0.0"  # the rest of [server] still from the file
     assert config.reservoir_id == "EMBALSE_02"
@@ -443,19 +448,22 @@ def test_environment_beats_the_file(tmp_path: Path) -> None:
     assert config.server.allowed_origins == ["https://scada.example.org"]
 
 
-def test_buses_from_the_environment_as_json(tmp_path: Path) -> None:
+def test_buses_from_the_environment_as_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     buses = [
         {"name": "a", "port": "/dev/ttyS0", "protocol": "ezo", "sensors": [{"measurement": "ph"}]}
     ]
-    config = load_config(write(tmp_path, EZO_BUS), environ={"GATEWAY_BUSES": json.dumps(buses)})
+    monkeypatch.setenv("GATEWAY_BUSES", json.dumps(buses))
+    config = load_config(write(tmp_path, EZO_BUS))
     assert [b.name for b in config.buses] == ["a"]
 
 
-def test_only_the_given_environ_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATEWAY_SERVER__PORT", "1234")
+def test_the_process_environment_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "[server]\nport = 8000\n")
-    assert load_config(path, environ={}).server.port == 8000
-    assert load_config(path).server.port == 1234  # default: os.environ
+    assert load_config(path).server.port == 8000
+    monkeypatch.setenv("GATEWAY_SERVER__PORT", "1234")
+    assert load_config(path).server.port == 1234
 
 
 @pytest.mark.parametrize(
@@ -504,18 +512,18 @@ def test_a_file_error_is_not_blamed_on_the_environment(tmp_path: Path) -> None:
     ]
 
 
-def test_dump_masks_the_secret() -> None:
-    config = load_config(
-        environ={"GATEWAY_AUTH__JWT_SECRET": "hunter2-is-not-a-secret-but-is-long-enough"}
-    )
+def test_dump_masks_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_AUTH__JWT_SECRET", "hunter2-is-not-a-secret-but-is-long-enough")
+    config = load_config()
     assert config.auth.jwt_secret == "hunter2-is-not-a-secret-but-is-long-enough"
     text = dump_config(config)
     assert "hunter2-is-not-a-secret-but-is-long-enough" not in text
     assert json.loads(text)["auth"]["jwt_secret"] == "***"
     assert "hunter2-is-not-a-secret-but-is-long-enough" not in repr(config)
-    assert json.loads(dump_config(load_config(environ={})))["auth"]["jwt_secret"] == ""
+    monkeypatch.delenv("GATEWAY_AUTH__JWT_SECRET")
+    assert json.loads(dump_config(load_config()))["auth"]["jwt_secret"] == ""
 
 
 def test_dump_masks_an_mqtt_password(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, "[mqtt]\nurl = 'mqtt://u:pw@broker:1883'\n"), environ={})
+    config = load_config(write(tmp_path, "[mqtt]\nurl = 'mqtt://u:pw@broker:1883'\n"))
     assert json.loads(dump_config(config))["mqtt"]["url"] == "mqtt://u:***@broker:1883"

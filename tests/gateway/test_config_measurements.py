@@ -26,7 +26,7 @@ protocol = "ezo"
 def load(tmp_path: Path, text: str) -> object:
     path = tmp_path / "site.toml"
     path.write_text(text)
-    return load_config(path, environ={})
+    return load_config(path)
 
 
 def problems(tmp_path: Path, text: str) -> list[str]:

@@ -31,7 +31,7 @@ protocol = "{protocol}"
 def load(tmp_path: Path, port: str, protocol: str = "modbus-tcp", extra: str = "") -> Config:
     path = tmp_path / "gateway.toml"
     path.write_text(textwrap.dedent(TCP_BUS.format(port=port, protocol=protocol, extra=extra)))
-    return load_config(path, environ={})
+    return load_config(path)
 
 
 def problems(tmp_path: Path, port: str, protocol: str = "modbus-tcp", extra: str = "") -> list[str]:

@@ -40,7 +40,7 @@ def fast_site(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def site(aiohttp_client: Callable[..., Any], tmp_path: Path) -> Client:
-    config = load_config(fast_site(tmp_path), environ={})
+    config = load_config(fast_site(tmp_path))
     app = build_app(config, simulate=True, sim_time_scale=0.0)
     client: Client = await aiohttp_client(app)
     for name, value in VALUES.items():

@@ -50,7 +50,7 @@ async def started(kind: type[Gateway], tmp_path: Path, url: str, rig: Rig) -> Ga
         reservoir="EMBALSE_01", data_dir=tmp_path / "data", port=free_port(), broker=url
     )
     (tmp_path / "gateway.toml").write_text(text)
-    config = load_config(tmp_path / "gateway.toml", environ={})
+    config = load_config(tmp_path / "gateway.toml")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     gateway = kind(config, ports=resolve_ports(config, rig))
     await gateway.restore()

@@ -16,7 +16,7 @@ from aiohttp import ClientSession
 from gateway.alerts.store import Store
 from gateway.api.frames import stamp
 from gateway.client import GatewayClient
-from gateway.config import ConfigError, load_config
+from gateway.config import ConfigError, load_config, with_overrides
 from gateway.messages import SensorUpdate
 from gateway.mqtt.relay import Relay as InProcessRelay
 from gateway.mqtt.uplink import Uplink
@@ -135,7 +135,7 @@ async def test_the_polling_endpoints_of_a_relay(relay: Relay) -> None:
 
 def sensor_payload(broker: Broker, reservoir: str, seq: int) -> tuple[str, bytes]:
     """What a gateway's Uplink publishes for one sensor_update."""
-    config = load_config(None, environ={"GATEWAY_MQTT__URL": broker.url}).mqtt
+    config = with_overrides(load_config(), {"mqtt": {"url": broker.url}}).mqtt
     uplink = Uplink(config, reservoir, Store(Path("unused")), on_dismiss=_never)
     data = {"water_level": 1.0, "reservoir_id": reservoir}
     out = uplink.sensor_update(stamp({"type": "sensor_update", "data": data}, seq))
@@ -182,7 +182,7 @@ async def test_a_dismissal_nobody_confirms_leaves_nothing_waiting(
 ) -> None:
     config = tmp_path / "relay.toml"
     config.write_text(f'[mqtt]\nurl = "{broker.url}"\n')
-    relay = InProcessRelay(load_config(config, environ={}), dismiss_wait=0.2)
+    relay = InProcessRelay(load_config(config), dismiss_wait=0.2)
     relay.start()
     try:
         alert = {"id": "GHOST-1", "measurement": "ph", "severity": "warning"}
@@ -226,7 +226,7 @@ def test_relay_limits_are_checked_by_key(tmp_path: Path) -> None:
     config = tmp_path / "relay.toml"
     config.write_text('[relay]\nreservoirs = ["EMBALSE 01"]\nmax_reservoirs = 0\n')
     with pytest.raises(ConfigError) as caught:
-        load_config(config, environ={})
+        load_config(config)
     problems = "\n".join(caught.value.problems)
     assert "relay.reservoirs[0]: must be a reservoir_id" in problems, problems
     assert "relay.max_reservoirs" in problems, problems

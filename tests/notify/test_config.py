@@ -18,7 +18,7 @@ from gateway.config import Config, ConfigError, dump_config, load_config
 def load(tmp_path: Path, text: str) -> Config:
     path = tmp_path / "gateway.toml"
     path.write_text(text)
-    return load_config(path, environ={})
+    return load_config(path)
 
 
 def problems(tmp_path: Path, text: str) -> list[str]:

@@ -26,7 +26,7 @@ async def test_a_port_missing_at_start_is_down_then_polled_once_it_appears(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     await rig.devices["ezo-ph"].start()  # the EC adapter has not enumerated yet
-    config = load_config(write_config(tmp_path), environ={})
+    config = load_config(write_config(tmp_path))
     missing = str(tmp_path / "by-id" / LINK_NAMES["ezo-ec"])
     with caplog.at_level(logging.ERROR):
         client = await aiohttp_client(build_app(config))

@@ -89,7 +89,7 @@ async def test_reload_restarts_only_changed_buses_and_applies_origins_and_target
 ) -> None:
     await rig.start()
     path = write_config(tmp_path)
-    client = await aiohttp_client(build_app(load_config(path, environ={})))
+    client = await aiohttp_client(build_app(load_config(path)))
     gateway = client.app[GATEWAY]
     ph, ec = gateway.pollers
     origin = {"Origin": "https://control.example.org"}
@@ -106,7 +106,7 @@ async def test_reload_restarts_only_changed_buses_and_applies_origins_and_target
     text += '\n[[notify]]\nurl = "json://127.0.0.1:9/hook"\n'
     path.write_text(text)
     with caplog.at_level(logging.INFO):
-        applied = await gateway.reload(load_config(path, environ={}))
+        applied = await gateway.reload(load_config(path))
 
     assert set(applied) == {"server.allowed_origins", "buses.ec-probe", "notify"}
     assert gateway.pollers[0] is ph  # only ec restarted
