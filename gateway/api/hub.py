@@ -333,7 +333,12 @@ class Stream:
 
     name: str
     history: deque[tuple[int, dict[str, Any], bytes]]
+    #: The seq of the last news delivered: what a client can have seen (``initial``,
+    #: ``X-Seq``, replay and long polls go by it).
     seq: int = 0
+    #: The seq last given out by :meth:`Hub.prepare`; ahead of ``seq`` while an alert
+    #: change is being stored before it is delivered.
+    prepared: int = 0
     groups: dict[Variant, Group] = field(default_factory=dict)
     _news: asyncio.Future[None] | None = None
 
@@ -410,8 +415,8 @@ class Hub:
         Split from :meth:`deliver` so the message can be stored before anyone hears it.
         """
         target = self.streams[stream]
-        target.seq = target.seq + 1 if seq is None else seq
-        return stamp(message, target.seq)
+        target.prepared = max(target.prepared, target.seq) + 1 if seq is None else seq
+        return stamp(message, target.prepared)
 
     def deliver(
         self,
@@ -426,6 +431,7 @@ class Hub:
         plain = text_frame(encode(stamped))
         if news:
             target.history.append((stamped["seq"], stamped, plain))
+            target.seq = stamped["seq"]
         started = time.perf_counter()
         sent = 0
         for (tagged, bits), group in target.groups.items():
