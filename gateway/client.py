@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,6 +27,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import aiohttp
 from pydantic import ValidationError
 
+from gateway.backoff import seed_schedule
 from gateway.messages import Message, SensorUpdate, Update, parse_message
 from gateway.timestamps import utc_timestamp
 
@@ -47,11 +47,6 @@ class Status:
 
 
 Item = Message | Status
-
-
-def backoff(attempt: int, interval: float, jitter: float = 0.2) -> float:
-    """The seed's schedule: interval x 1, 2, 3, 4, 5, 5, ... with +/- ``jitter``."""
-    return interval * min(attempt, 5) * random.uniform(1 - jitter, 1 + jitter)
 
 
 class GatewayClient:
@@ -81,6 +76,7 @@ class GatewayClient:
         self.channels = [fixed] if fixed else list(channels or STREAM_PATHS)
         self.token = token
         self.reconnect_interval = reconnect_interval
+        self._backoff = seed_schedule(reconnect_interval)
         self.max_reconnect_attempts = max_reconnect_attempts
         self.seq: dict[str, int] = {}
         self.reconnect_attempts = 0
@@ -159,7 +155,7 @@ class GatewayClient:
                 await self._poll_until_websocket_returns()
                 continue
             await self._emit(Status("reconnecting", self.reconnect_attempts))
-            await asyncio.sleep(backoff(self.reconnect_attempts, self.reconnect_interval))
+            await asyncio.sleep(self._backoff.next())
 
     async def _connect_and_read(self) -> None:
         """One connection, read until it ends."""
@@ -171,6 +167,7 @@ class GatewayClient:
             return
         self._ws, self.is_connected = ws, True
         self.reconnect_attempts = 0
+        self._backoff.reset()
         await self._emit(Status("connected"))
         try:
             if not self.fixed:
@@ -224,6 +221,7 @@ class GatewayClient:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.reconnect_attempts = 0
+        self._backoff.reset()
 
     async def _probe(self) -> bool:
         assert self._session is not None

@@ -18,26 +18,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+from gateway.backoff import Backoff
+
 log = logging.getLogger(__name__)
-FIRST_DELAY, MAX_DELAY = 0.5, 30.0
-
-
-class Backoff:
-    """Delays ``first``, 2 x, 4 x ... up to ``cap``; :meth:`reset` after a success."""
-
-    def __init__(self, first: float = FIRST_DELAY, cap: float = MAX_DELAY) -> None:
-        if not 0 < first <= cap:
-            raise ValueError("Backoff: need 0 < first <= cap")
-        self.first, self.cap = first, cap
-        self._next = first
-
-    def next(self) -> float:
-        """The delay before the next try (and double the one after it)."""
-        delay, self._next = self._next, min(self.cap, self._next * 2)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.first
 
 
 def _describe(error: BaseException) -> str:

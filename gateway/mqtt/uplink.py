@@ -38,9 +38,9 @@ from gateway.alerts.model import Change, alert_json
 from gateway.alerts.shelves import ShelfEvent
 from gateway.alerts.store import Store
 from gateway.alerts.tables import Outgoing
+from gateway.backoff import Backoff
 from gateway.config import MqttConfig
 from gateway.mqtt.messages import BadMessage, parse_dismiss
-from gateway.supervise import Backoff
 from gateway.timestamps import utc_timestamp
 
 log = logging.getLogger("gateway.mqtt")  # the name logs were filtered by

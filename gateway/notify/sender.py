@@ -34,9 +34,9 @@ from gateway.alerts.model import Alert, Change
 from gateway.alerts.store import Store, StoreWriteError
 from gateway.alerts.tables import Notification
 from gateway.api.metrics import Metrics
+from gateway.backoff import Backoff
 from gateway.notify.messages import Site, render, render_test
 from gateway.notify.targets import Target, event_of, parse_url
-from gateway.supervise import Backoff
 from gateway.timestamps import utc_timestamp
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, web
 
-from gateway.client import GatewayClient, Status, backoff
+from gateway.backoff import Backoff, seed_schedule
+from gateway.client import GatewayClient, Status
 from gateway.messages import Initial, SensorUpdate, Subscribed
 from tests.helpers import until
 from tests.processes import GatewayProcess, free_port
@@ -69,10 +70,18 @@ async def take(
 
 
 def test_backoff_follows_the_seed_with_jitter() -> None:
-    for attempt, base in ((1, 3.0), (2, 6.0), (3, 9.0), (4, 12.0), (5, 15.0), (9, 15.0)):
-        waits = [backoff(attempt, 3.0) for _ in range(50)]
+    schedules = [seed_schedule(3.0) for _ in range(50)]
+    for base in (3.0, 6.0, 9.0, 12.0, 15.0, 15.0, 15.0):
+        waits = [schedule.next() for schedule in schedules]
         assert all(0.8 * base <= w <= 1.2 * base for w in waits)
         assert len(set(waits)) > 1  # jittered: clients do not come back in lockstep
+    schedules[0].reset()
+    assert 2.4 <= schedules[0].next() <= 3.6  # a connection that held starts over
+
+
+def test_the_brokers_backoff_doubles_to_its_cap() -> None:
+    backoff = Backoff(0.5, 5.0)
+    assert [backoff.next() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
 
 
 async def test_typed_messages_from_both_channels(gateway: Gateway) -> None:

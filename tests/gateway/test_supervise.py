@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from gateway import supervise
-from gateway.supervise import Backoff
+from gateway.backoff import Backoff
 
 
 def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
