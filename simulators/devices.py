@@ -153,7 +153,36 @@ class SimUnit:
             raise ValueError(f"unit {self.unit}: every point must name unit {self.unit}")
 
 
-class ModbusBusDevice(Device):
+class ModbusUnits(Device):
+    """A device that answers for Modbus units (a serial line of them, or a TCP server):
+    the units, the measurements they give, and their state in :meth:`describe`."""
+
+    units: dict[int, SimUnit]
+
+    @property
+    def measurements(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p.measurement for u in self.units.values() for p in u.points))
+
+    def unit_for(self, measurement: str) -> SimUnit | None:
+        for unit in self.units.values():
+            if any(p.measurement == measurement for p in unit.points):
+                return unit
+        return None
+
+    def describe(self) -> dict[str, object]:
+        info = super().describe()
+        info["units"] = {
+            u.unit: {
+                "name": u.name,
+                "fault": u.fault,
+                "measurements": [p.measurement for p in u.points],
+            }
+            for u in self.units.values()
+        }
+        return info
+
+
+class ModbusBusDevice(ModbusUnits):
     """Several Modbus RTU units sharing one RS-485 line (one port).
 
     With ``tcp=True`` the line sits behind a serial server: RTU frames, CRC
@@ -184,28 +213,6 @@ class ModbusBusDevice(Device):
         ensure_signals(world, self.measurements)
         self.turnaround = turnaround
         self.decoder = RequestDecoder()
-
-    @property
-    def measurements(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(p.measurement for u in self.units.values() for p in u.points))
-
-    def unit_for(self, measurement: str) -> SimUnit | None:
-        for unit in self.units.values():
-            if any(p.measurement == measurement for p in unit.points):
-                return unit
-        return None
-
-    def describe(self) -> dict[str, object]:
-        info = super().describe()
-        info["units"] = {
-            u.unit: {
-                "name": u.name,
-                "fault": u.fault,
-                "measurements": [p.measurement for p in u.points],
-            }
-            for u in self.units.values()
-        }
-        return info
 
     def received(self, data: bytes) -> None:
         if not self.hears():

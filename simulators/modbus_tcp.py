@@ -15,14 +15,14 @@ from drivers.errors import ProtocolError
 from drivers.modbus_pdu import ReadRequest
 from drivers.modbus_tcp import RequestDecoder, encode_reply
 from drivers.model import ModbusPoint
-from simulators.devices import Device, SimUnit, answer_read, ensure_signals
+from simulators.devices import ModbusUnits, SimUnit, answer_read, ensure_signals
 from simulators.tcp_port import TcpPort
 from simulators.world import World
 
 log = logging.getLogger(__name__)
 
 
-class ModbusTcpDevice(Device):
+class ModbusTcpDevice(ModbusUnits):
     """Modbus TCP units on 127.0.0.1 (port 0: any free one; ``port.address`` says which).
 
     Faults: ``timeout`` (no answer), ``garbage`` (random bytes instead of the
@@ -54,10 +54,6 @@ class ModbusTcpDevice(Device):
         assert isinstance(self.port, TcpPort)
         return self.port
 
-    @property
-    def measurements(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(p.measurement for u in self.units.values() for p in u.points))
-
     def set_fault(self, fault: str | None) -> None:
         if fault == "crc":
             raise ValueError("a Modbus TCP device has no CRC to corrupt: timeout, garbage, unplug")
@@ -85,18 +81,6 @@ class ModbusTcpDevice(Device):
             else:
                 reply = request.reply()
             self.send_later(self.turnaround, encode_reply(transaction, reply))
-
-    def describe(self) -> dict[str, object]:
-        info = super().describe()
-        info["units"] = {
-            u.unit: {
-                "name": u.name,
-                "fault": u.fault,
-                "measurements": [p.measurement for p in u.points],
-            }
-            for u in self.units.values()
-        }
-        return info
 
 
 def default_tcp_units() -> list[SimUnit]:
