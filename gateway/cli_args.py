@@ -44,11 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="TOML configuration (default: the embedded one, which reads the simulators)",
     )
+    listening = _Parser(add_help=False)  # run and relay serve the same way
+    listening.add_argument(
+        "--host",
+        action="append",
+        metavar="H",
+        help="address to listen on; repeat for more (default from config: localhost, "
+        "which is 127.0.0.1 and ::1)",
+    )
+    listening.add_argument(
+        "--port", type=int, metavar="P", help="port to listen on; 0 picks a free one"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
         "run",
-        parents=[config_file, common],
+        parents=[config_file, listening, common],
         help="run the gateway",
         description="Poll the configured serial buses and serve the dashboard, the WebSocket "
         "streams and the REST API until stopped (Ctrl-C or SIGTERM). SIGHUP re-reads the "
@@ -59,14 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start the simulated devices too, and read them where the config says sim://<device>",
     )
-    run.add_argument(
-        "--host",
-        action="append",
-        metavar="H",
-        help="address to listen on; repeat for more (default from config: localhost, "
-        "which is 127.0.0.1 and ::1)",
-    )
-    run.add_argument("--port", type=int, metavar="P", help="port to listen on; 0 picks a free one")
     run.add_argument("--data-dir", type=Path, metavar="D", help="where SQLite and links go")
     run.add_argument(
         "--require-ports",
@@ -75,23 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         "that bus as down and keep trying, poll the others)",
     )
 
-    relay = commands.add_parser(
+    commands.add_parser(
         "relay",
-        parents=[config_file, common],
+        parents=[config_file, listening, common],
         help="serve the API for every reservoir heard on the MQTT broker",
         description="No serial buses: subscribe to the broker in [mqtt] and serve the same "
         "WebSocket and REST API for every reservoir its gateways publish "
         "(/ws/sensors?reservoir=ID, channels sensors:<id> and alerts:<id> on /ws).",
-    )
-    relay.add_argument(
-        "--host",
-        action="append",
-        metavar="H",
-        help="address to listen on; repeat for more (default from config: localhost, "
-        "which is 127.0.0.1 and ::1)",
-    )
-    relay.add_argument(
-        "--port", type=int, metavar="P", help="port to listen on; 0 picks a free one"
     )
 
     check = commands.add_parser(
