@@ -18,9 +18,34 @@ def encode(message: Mapping[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
+
+
 def text_frame(payload: bytes, *, compressed: bool = False) -> bytes:
     """A whole, unmasked server-to-client text frame (RFC 6455, section 5.2)."""
-    first = 0xC1 if compressed else 0x81  # FIN, (RSV1: per-message deflate), text
+    return _frame(0xC0 | OP_TEXT if compressed else 0x80 | OP_TEXT, payload)  # FIN (RSV1)
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    """A Close frame: the status code, then at most 123 bytes of UTF-8 reason."""
+    return _frame(0x80 | OP_CLOSE, struct.pack("!H", code) + _utf8_prefix(reason, 123))
+
+
+def ping_frame(payload: bytes = b"") -> bytes:
+    return _frame(0x80 | OP_PING, payload[:125])
+
+
+def pong_frame(payload: bytes) -> bytes:
+    """The answer to a Ping: its own payload back (a control frame holds at most 125)."""
+    return _frame(0x80 | OP_PONG, payload[:125])
+
+
+def _utf8_prefix(text: str, limit: int) -> bytes:
+    """``text`` in UTF-8, cut to ``limit`` bytes without splitting a character."""
+    return text.encode(errors="replace")[:limit].decode(errors="ignore").encode()
+
+
+def _frame(first: int, payload: bytes) -> bytes:
     size = len(payload)
     if size < 126:
         header = struct.pack("!BB", first, size)

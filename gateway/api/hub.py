@@ -24,41 +24,24 @@ floor does; docs/scaling.md ("Where the bytes and the microseconds of a WebSocke
 client go", and the "WebSocket fan-out, CPU" row against the floor) shows the
 cost per delivery at that floor, the socket write itself taking nearly all of it.
 
-What it relies on inside aiohttp
---------------------------------
-Checked against aiohttp 3.14 (``aiohttp>=3.14`` in pyproject.toml; 3.14.5 when
-written). tests/gateway/test_aiohttp_internals.py fails, naming what changed, if
-an upgrade breaks any of these (all reached from gateway/api/websocket.py):
-
-- ``request.transport``: the connection's ``asyncio.Transport``, still the live
-  socket after ``WebSocketResponse.prepare()``; the hub calls its ``write``,
-  ``is_closing``, ``abort`` and ``set_protocol``.
-- ``request.protocol`` (``aiohttp.web_protocol.RequestHandler``): the transport's
-  protocol until :class:`Client` replaces it with ``transport.set_protocol(self)``
-  and passes every event on to it: ``data_received(data)``, ``eof_received()``,
-  ``connection_lost(exc)``, ``pause_writing()``, ``resume_writing()``; and its
-  ``writing_paused`` property, read once at start.
-- ``request.writer.drain()``: waits while the protocol is paused (a client that
-  is behind drains before writing its queue).
-- ``WebSocketResponse.compress`` after ``prepare()``: the negotiated
-  permessage-deflate window bits (an int), or False. Every frame the hub deflates
-  (gateway/api/frames.py)
-  stands alone (``Z_SYNC_FLUSH``, no shared context), so aiohttp's reader, and any
-  RFC 7692 client, decodes it whatever window it keeps; nothing else may send
-  compressed frames on a connection the hub writes to (aiohttp's own pings and
-  close frames are control frames, never compressed).
-- aiohttp's own writes (pings, the close frame) go to the same transport, whole
-  frames at a time, so they never split one of the hub's.
+What it relies on
+-----------------
+Only an ``asyncio.Transport``: the connection's socket, which gateway/api/websocket.py
+took over from aiohttp after the handshake (gateway/api/takeover.py). The Client is
+that transport's protocol; it passes what the peer sends to the connection's
+receiver. Every frame the hub deflates (gateway/api/frames.py) stands alone
+(``Z_SYNC_FLUSH``, no shared context), so any RFC 7692 client decodes it whatever
+window it keeps. Control frames (pings, pongs, the close frame) are written to the
+same transport, whole frames at a time, so they never split one of the hub's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -72,21 +55,14 @@ STREAMS = ("alerts", "sensors")
 Variant = tuple[bool, int]  # (tagged with its channel, deflate window bits or 0)
 
 
-class Writer(Protocol):
-    """The connection's own protocol (aiohttp's request handler), which the Client fronts."""
-
-    @property
-    def writing_paused(self) -> bool: ...
+class Receiver(Protocol):
+    """Who hears what the peer sends: the connection (gateway/api/websocket.py)."""
 
     def data_received(self, data: bytes) -> None: ...
 
     def eof_received(self) -> bool | None: ...
 
     def connection_lost(self, exc: Exception | None) -> None: ...
-
-    def pause_writing(self) -> None: ...
-
-    def resume_writing(self) -> None: ...
 
 
 class Group:
@@ -109,17 +85,17 @@ class Group:
 class Client(asyncio.Protocol):
     """The sending side of one connection. :meth:`send` never blocks.
 
-    It stands between the transport and the connection's own protocol (it
-    passes every event on), so that it hears at once when the socket's buffer
-    goes over its high-water mark and back: then it leaves, and rejoins, the
-    ready lists of its groups. Slotted and lean: a gateway holds thousands of
+    It is the transport's protocol (it passes what the peer sends on to its
+    receiver), so that it hears at once when the socket's buffer goes over its
+    high-water mark and back: then it leaves, and rejoins, the ready lists of its
+    groups. Slotted and lean: a gateway holds thousands of
     these. The queue exists only while the client is behind.
     """
 
     __slots__ = (
         "_closed",
         "_cut_off",
-        "_drain",
+        "_drained",
         "_groups",
         "_on_late_write",
         "_paused",
@@ -127,7 +103,7 @@ class Client(asyncio.Protocol):
         "_writer",
         "limit",
         "name",
-        "protocol",
+        "receiver",
         "stall_timeout",
         "transport",
         "window_bits",
@@ -137,9 +113,9 @@ class Client(asyncio.Protocol):
         self,
         transport: asyncio.Transport,
         *,
-        protocol: Writer,
-        drain: Callable[[], Awaitable[None]],
+        receiver: Receiver | None,
         cut_off: Callable[[int, str], None],
+        paused: bool = False,
         limit: int = 256,
         stall_timeout: float = 10.0,
         window_bits: int = 0,
@@ -153,11 +129,11 @@ class Client(asyncio.Protocol):
         #: Negotiated permessage-deflate window (0: the client takes plain frames).
         self.window_bits = window_bits
         self._closed = transport.is_closing()
-        #: The connection's protocol, which gets every transport event through this one.
-        self.protocol = protocol
+        #: Who hears what the peer sends (None once the connection is lost).
+        self.receiver = receiver
         #: True while the socket's buffer is over its high-water mark.
-        self._paused = protocol.writing_paused
-        self._drain = drain
+        self._paused = paused
+        self._drained: asyncio.Future[None] | None = None
         self._cut_off = cut_off
         self._on_late_write = on_late_write
         self._pending: deque[tuple[str | None, bytes, float]] | None = None
@@ -189,25 +165,45 @@ class Client(asyncio.Protocol):
     # the transport's events, passed on ----------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        self.protocol.data_received(data)
+        if self.receiver is not None:
+            self.receiver.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.protocol.eof_received()
+        return self.receiver.eof_received() if self.receiver is not None else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.protocol.connection_lost(exc)
+        self._wake(ConnectionResetError("connection lost"))
+        receiver, self.receiver = self.receiver, None  # it points back here
+        if receiver is not None:
+            receiver.connection_lost(exc)
         _unhook(self.transport)
 
     def pause_writing(self) -> None:
         self._paused = True
         self._moved()
-        self.protocol.pause_writing()
 
     def resume_writing(self) -> None:
         self._paused = False
         self._moved()
-        self.protocol.resume_writing()
+        self._wake()
+
+    def _wake(self, exc: Exception | None = None) -> None:
+        """End a wait for the socket to drain: it did, or it is gone (``exc``)."""
+        waiter, self._drained = self._drained, None
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+
+    async def _drain(self) -> None:
+        """Wait while the socket's buffer is over its high-water mark."""
+        if self.transport.is_closing():
+            raise ConnectionResetError("connection closing")
+        if self._paused:
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
 
     # groups ---------------------------------------------------------------------------
 
@@ -274,7 +270,7 @@ class Client(asyncio.Protocol):
         log.warning("[WebSocket] %s cut off: %s", self.name, reason)
         self._cut_off(CLOSE_TOO_SLOW, reason)
 
-    async def close(self) -> None:
+    def close(self) -> None:
         """Stop the writer task (the connection is going away) and let go of the callbacks
         given at start, which point back at the connection: without that the two would
         live on in a reference cycle until a full collection."""
@@ -282,10 +278,9 @@ class Client(asyncio.Protocol):
         self.closed = True
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
         self._cut_off = _gone
         self._on_late_write = None
+        self.receiver = None
 
     async def _write_pending(self) -> None:
         try:

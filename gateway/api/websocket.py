@@ -14,16 +14,16 @@ I/O); this module is the aiohttp adapter that carries out its effects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import resource
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from typing import Any, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
+from aiohttp.http_websocket import WebSocketError
 
-from gateway.api import params
+from gateway.api import params, takeover
 from gateway.api.auth import (
     CLAIMS,
     SUBPROTOCOL,
@@ -32,7 +32,7 @@ from gateway.api.auth import (
     origin_allowed,
     security_middleware,
 )
-from gateway.api.frames import frame_of, stamp
+from gateway.api.frames import close_frame, frame_of, ping_frame, pong_frame, stamp
 from gateway.api.hub import CLOSE_GOING_AWAY, Client, Hub, Variant
 from gateway.api.metrics import Metrics
 from gateway.api.session import Close, Effect, Refresh, Send, Session, Subscribe, Unsubscribe
@@ -74,8 +74,9 @@ class Backend(Protocol):
 BACKEND = web.AppKey("backend", Backend)
 #: Set when the server begins to stop: long polls answer at once instead of holding it up.
 STOPPING = web.AppKey("stopping", asyncio.Event)
-CUTTING = web.AppKey("cutting", set[asyncio.Task[None]])
 CLOSE_TIMEOUT = 2.0
+CLOSE_NORMAL = 1000
+CLOSE_NO_STATUS = 1005  # an empty Close frame: answered with 1000
 CLOSE_TOKEN_EXPIRED = 4001
 #: WebSocket pings (which find dead peers) go out with the heartbeat, but never
 #: more often than this: a peer gets half the interval to answer.
@@ -125,16 +126,21 @@ class Channels(Collection[str]):
 
 
 class Connection:
-    """One client: its session, its hub Client, its channels, its token's expiry."""
+    """One client: its session, its hub Client, its channels, its token's expiry.
+
+    aiohttp does the handshake; then the connection is ours (gateway/api/takeover.py):
+    the hub's Client is the socket's protocol and passes what the peer sends here,
+    where aiohttp's frame parser turns it into messages for the session.
+    """
 
     __slots__ = (
-        "app", "channels", "client", "fixed", "gateway", "known", "session", "transport", "ws"
+        "app", "channels", "client", "closing", "early", "expiry", "fixed", "gateway",
+        "gone", "heard", "known", "name", "reader", "session", "transport",
     )  # fmt: skip
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse, fixed: str | None) -> None:
+    def __init__(self, request: web.Request, fixed: str | None) -> None:
         self.app = request.app
         self.gateway = gateway = request.app[BACKEND]
-        self.ws = ws
         self.fixed = fixed  # the one stream of /ws/alerts or /ws/sensors; None on /ws
         self.known = Channels(gateway, request.query.get("reservoir"))
         server = gateway.config.server
@@ -148,22 +154,98 @@ class Connection:
         transport = request.transport
         assert transport is not None
         self.transport = transport
-        window = ws.compress
+        self.name = f"{fixed or 'ws'}@{request.remote}"
+        self.reader: takeover.WebSocketReader | None = None
+        self.early = b""  # what came before the parser (a peer may not send yet)
+        self.heard = True  # the peer sent something since the last ping
+        self.closing: asyncio.TimerHandle | None = None  # our Close frame is out
+        self.expiry: asyncio.TimerHandle | None = None
+        self.gone: asyncio.Future[None] | None = None
+        self.channels: set[str] = set()
         self.client = Client(
             transport,
-            protocol=request.protocol,
-            drain=request.writer.drain,
+            receiver=self,
+            paused=takeover.writing_paused(request),
             cut_off=self.cut_off,
             limit=server.client_queue,
-            window_bits=window if isinstance(window, int) and not isinstance(window, bool) else 0,
             on_late_write=gateway.metrics.delivery_seconds.observe,
-            name=f"{fixed or 'ws'}@{request.remote}",
+            name=self.name,
         )
-        self.channels: set[str] = set()
+
+    def opened(self, ws: web.WebSocketResponse) -> None:
+        """The handshake is done: frames from now on, deflated if it was agreed."""
+        window = ws.compress
+        bits = window if isinstance(window, int) and not isinstance(window, bool) else 0
+        self.client.window_bits = bits
+        self.reader = takeover.reader(
+            self.received,
+            self.failed,
+            max_size=self.gateway.config.server.max_message_bytes,
+            compress=bool(bits),
+        )
+        if self.early:
+            self.data_received(self.early)
+            self.early = b""
 
     @property
     def variant(self) -> Variant:
         return (self.fixed is None, self.client.window_bits)
+
+    # what the peer sends ---------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = True
+        if self.reader is None:
+            self.early += data
+        else:
+            self.reader.feed_data(data)
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes itself
+
+    def received(self, message: WSMessage) -> None:
+        """One whole message from the peer."""
+        kind = message.type
+        if kind is WSMsgType.TEXT:
+            self.handle(self.session.handle(message.data, time.monotonic()))
+        elif kind is WSMsgType.BINARY:
+            self.handle(self.session.handle_binary())
+        elif kind is WSMsgType.PING:
+            self.transport.write(pong_frame(message.data))
+        elif kind is WSMsgType.CLOSE:
+            self.peer_closed(message.data or CLOSE_NORMAL)
+
+    def failed(self, exc: BaseException) -> None:
+        """The peer broke the protocol (a frame too big, bad UTF-8...): close with its code."""
+        code = exc.code if isinstance(exc, WebSocketError) else WSCloseCode.PROTOCOL_ERROR
+        log.warning("[WebSocket] %s: %s; closing (%d)", self.name, exc, code)
+        self.close(int(code), str(exc))
+
+    def peer_closed(self, code: int) -> None:
+        """The peer's Close frame: answer it (unless ours crossed it), then hang up."""
+        if self.closing is None:
+            self.detach()
+            self.transport.write(close_frame(code if code != CLOSE_NO_STATUS else CLOSE_NORMAL))
+            loop = asyncio.get_running_loop()
+            self.closing = loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
+        self.transport.close()  # once what is written has gone
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for handle in (self.closing, self.expiry):
+            if handle is not None:
+                handle.cancel()
+        self.closing = self.expiry = None
+        self.detach()
+        self.client.close()
+        self.reader = None  # its inbox calls back here
+        connections = self.app[CONNECTIONS]
+        if self in connections:
+            connections.discard(self)
+            log.info("[WebSocket] Disconnected. Total connections: %d", len(connections))
+        if self.gone is not None and not self.gone.done():
+            self.gone.set_result(None)
+
+    # what we send ---------------------------------------------------------------------
 
     def reply(self, message: dict[str, Any], channel: str | None = None) -> None:
         """A message for this client alone; on /ws it names its channel (or null)."""
@@ -220,53 +302,58 @@ class Connection:
                 case Close(code, reason):
                     self.cut_off(code, reason)
 
+    def ping(self) -> None:
+        """A Ping from the heartbeat sweep; the peer must say something before the next."""
+        self.heard = False
+        if self.closing is None:
+            self.transport.write(PING)
+
+    # ending ---------------------------------------------------------------------------
+
     def cut_off(self, code: int, reason: str) -> None:
-        if code != CLOSE_GOING_AWAY:
+        """Close on our side (too slow, token expired, a protocol error...), counted."""
+        if code != CLOSE_GOING_AWAY and self.closing is None:
             for stream in self.channels or {self.fixed or "ws"}:
                 self.gateway.metrics.clients_dropped.labels(stream).inc()
-        self.client.closed = True
-        task = asyncio.create_task(self._cut_off(code, reason), name="ws.cut-off")
-        self.app[CUTTING].add(task)
-        task.add_done_callback(self.app[CUTTING].discard)
+        self.close(code, reason)
 
-    async def _cut_off(self, code: int, reason: str) -> None:
-        """Leave the hub at once (no more work for a client that is going), send the
-        Close frame, then drop the socket: a stalled peer would never drain it."""
+    def close(self, code: int, reason: str) -> None:
+        """Leave the hub at once (no more work for a client that is going, and nothing
+        may follow our Close frame: RFC 6455 5.5.1), send the Close frame, then wait
+        at most CLOSE_TIMEOUT for the peer's: a stalled peer would never send it."""
+        if self.closing is not None or self.transport.is_closing():
+            return
         self.detach()
-        await _close(self.ws, code, reason)
-        self.transport.abort()
+        self.transport.write(close_frame(code, reason))
+        self.closing = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.transport.abort)
 
-    def expire_at(self, claims: dict[str, Any] | None) -> asyncio.TimerHandle | None:
+    def expire_at(self, claims: dict[str, Any] | None) -> None:
         """Close 4001 when the token expires."""
         exp = (claims or {}).get("exp")
         if not isinstance(exp, int | float):
-            return None
+            return
         loop = asyncio.get_running_loop()
         delay = max(0.0, float(exp) - time.time())
-        return loop.call_later(delay, self.cut_off, CLOSE_TOKEN_EXPIRED, "token expired")
-
-    async def run(self) -> None:
-        async for message in self.ws:
-            if message.type is WSMsgType.TEXT:
-                self.handle(self.session.handle(message.data, time.monotonic()))
-            elif message.type is WSMsgType.BINARY:
-                self.handle(self.session.handle_binary())
-            else:
-                break
+        self.expiry = loop.call_later(delay, self.cut_off, CLOSE_TOKEN_EXPIRED, "token expired")
 
     def detach(self) -> None:
-        """Hear no more from the hub: nothing may follow our Close frame (RFC 6455 5.5.1)."""
+        """Hear no more from the hub."""
         self.client.closed = True
         for stream in list(self.channels):
             self.unsubscribe(stream)
 
-    async def close(self) -> None:
-        self.detach()
-        await self.client.close()
+    def ended(self) -> asyncio.Future[None]:
+        """Done once the socket is gone."""
+        if self.gone is None:
+            self.gone = asyncio.get_running_loop().create_future()
+            if self.transport.is_closing() and self not in self.app[CONNECTIONS]:
+                self.gone.set_result(None)
+        return self.gone
 
 
-#: The open connections, for the connection cap and the close on shutdown.
+#: The open connections, for the connection cap, the heartbeat and the close on shutdown.
 CONNECTIONS = web.AppKey("connections", set[Connection])
+PING = ping_frame()
 
 
 def stream_handler(stream: str | None) -> Any:
@@ -290,13 +377,6 @@ async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
         raise web.HTTPBadRequest(text=exc.detail) from None
     if len(app[CONNECTIONS]) >= connection_cap(server.max_connections):
         raise web.HTTPServiceUnavailable(text="connection limit reached; try again later")
-    ws = web.WebSocketResponse(
-        max_msg_size=server.max_message_bytes,
-        compress=server.compression,
-        protocols=(SUBPROTOCOL,),
-        timeout=CLOSE_TIMEOUT,
-        heartbeat=max(server.heartbeat_interval, MIN_PING_INTERVAL),
-    )
     stream = None
     if fixed is not None:
         stream = backend.channel(fixed, request.query.get("reservoir"))
@@ -305,48 +385,49 @@ async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
             raise web.HTTPNotFound(
                 text=f"reservoir: expected one of {', '.join(known) or 'none yet'}"
             )
+    ws = web.WebSocketResponse(
+        max_msg_size=server.max_message_bytes,
+        compress=server.compression,
+        protocols=(SUBPROTOCOL,),
+    )
+    if not ws.can_prepare(request).ok:
+        return await _not_websocket(request, ws)
+    connection = Connection(request, stream)  # the socket's protocol from now on
     await ws.prepare(request)
-    connection = Connection(request, ws, stream)
+    takeover.take_over(request)
+    connection.opened(ws)
+    if connection.transport.is_closing():  # gone during the handshake
+        connection.connection_lost(None)
+        return takeover.HandedOver()
     if stream is not None:
         connection.subscribe(stream, since)
-    expiry = connection.expire_at(request.get(CLAIMS))
+    connection.expire_at(request.get(CLAIMS))
     app[CONNECTIONS].add(connection)
     log.info("[WebSocket] Connected. Total connections: %d", len(app[CONNECTIONS]))
-    try:
-        await connection.run()
-    finally:
-        if expiry is not None:
-            expiry.cancel()
-        await connection.close()
-        _release(request, ws)
-        app[CONNECTIONS].discard(connection)
-        log.info("[WebSocket] Disconnected. Total connections: %d", len(app[CONNECTIONS]))
+    return takeover.HandedOver()
+
+
+async def _not_websocket(request: web.Request, ws: web.WebSocketResponse) -> web.StreamResponse:
+    """aiohttp's own answer to a request that is no WebSocket handshake (400 with why)."""
+    await ws.prepare(request)  # raises the HTTP error that says what is wrong
     return ws
 
 
-def _release(request: web.Request, ws: web.WebSocketResponse) -> None:
-    """Break the reference cycles a finished WebSocket leaves behind, so its objects go
-    as soon as the connection does instead of at the next full collection:
-
-    - aiohttp (3.14) keeps the response's heartbeat callback on the request's protocol
-      (protocol -> ws._on_data_received -> ws -> request -> protocol) after the end;
-    - an exception the response kept (``ws.exception()``, a reset peer), and those it
-      was raised during, hold the frames that caught them, whose ``self`` is the response.
-    """
-    exc, seen = ws.exception(), set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        exc.__traceback__ = None
-        exc = exc.__cause__ or exc.__context__
-    protocol = request.protocol
-    if getattr(protocol, "_data_received_cb", None) is not None:
-        protocol._data_received_cb = None
-
-
-async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
-    """Close with ``code``; a peer that does not answer in time is dropped."""
-    with contextlib.suppress(Exception):
-        await ws.close(code=code, message=reason.encode()[:120])
+async def heartbeat(app: web.Application) -> None:
+    """One sweep for every client: a Ping each interval (at least MIN_PING_INTERVAL);
+    a peer that has sent nothing half an interval later is gone, and its socket is
+    dropped. The interval is read each round, so a reload changes it."""
+    connections: set[Connection] = app[CONNECTIONS]
+    while True:
+        interval = max(app[BACKEND].config.server.heartbeat_interval, MIN_PING_INTERVAL)
+        await asyncio.sleep(interval / 2)
+        for connection in tuple(connections):
+            connection.ping()
+        await asyncio.sleep(interval / 2)
+        for connection in tuple(connections):
+            if not connection.heard and connection.closing is None:
+                log.info("[WebSocket] %s did not answer a ping; dropped", connection.name)
+                connection.transport.abort()
 
 
 async def close_all(app: web.Application) -> None:
@@ -355,12 +436,10 @@ async def close_all(app: web.Application) -> None:
     open_connections: set[Connection] = app[CONNECTIONS]
     connections = list(open_connections)
     for connection in connections:
-        connection.detach()
-    await asyncio.gather(
-        *(_close(c.ws, CLOSE_GOING_AWAY, "server shutdown") for c in connections),
-        *app[CUTTING],  # clients being cut off (each bounded by CLOSE_TIMEOUT)
-        return_exceptions=True,
-    )
+        connection.close(CLOSE_GOING_AWAY, "server shutdown")
+    ends = [connection.ended() for connection in connections]
+    if ends:
+        await asyncio.wait(ends, timeout=CLOSE_TIMEOUT * 2)
 
 
 def streaming_app(backend: Backend, config: Config) -> web.Application:
@@ -379,14 +458,19 @@ def streaming_app(backend: Backend, config: Config) -> web.Application:
     )
     app[BACKEND] = backend
     app[CONNECTIONS] = set()
-    app[CUTTING] = set()
     app[STOPPING] = asyncio.Event()
 
     async def stopping(app: web.Application) -> None:
         app[STOPPING].set()
 
+    async def pinging(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(heartbeat(app), name="ws.heartbeat")
+        yield
+        task.cancel()
+
     app.on_shutdown.append(stopping)
     app.on_shutdown.append(close_all)
+    app.cleanup_ctx.append(pinging)
     app.router.add_get("/ws", stream_handler(None))
     app.router.add_get("/ws/alerts", stream_handler("alerts"))
     app.router.add_get("/ws/sensors", stream_handler("sensors"))

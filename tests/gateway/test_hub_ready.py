@@ -13,27 +13,17 @@ from tests.helpers import until
 
 
 class Plain(asyncio.Protocol):
-    """Stands for the connection's own protocol: notes what the Client passes on."""
+    """Stands for the connection (the Client's receiver): notes what the Client passes on."""
 
     def __init__(self) -> None:
-        self.writing_paused = False
-        self.resumed = asyncio.Event()
         self.received = bytearray()
+        self.lost = False
 
     def data_received(self, data: bytes) -> None:
         self.received += data
 
-    def pause_writing(self) -> None:
-        self.writing_paused = True
-        self.resumed.clear()
-
-    def resume_writing(self) -> None:
-        self.writing_paused = False
-        self.resumed.set()
-
-    async def drain(self) -> None:
-        if self.writing_paused:
-            await self.resumed.wait()
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
 
 
 Pair = tuple[asyncio.Transport, Plain, socket.socket]
@@ -57,7 +47,7 @@ def update(n: int) -> dict[str, object]:
 async def test_a_full_socket_moves_its_client_behind_and_back(pair: Pair) -> None:
     transport, protocol, peer = pair
     hub = Hub(streams=["sensors"])
-    client = Client(transport, protocol=protocol, drain=protocol.drain, cut_off=lambda c, r: None)
+    client = Client(transport, receiver=protocol, cut_off=lambda c, r: None)
     hub.attach("sensors", client, [])
     group = hub.streams["sensors"].groups[(False, 0)]
     assert client in group.ready
@@ -67,7 +57,7 @@ async def test_a_full_socket_moves_its_client_behind_and_back(pair: Pair) -> Non
         n += 1
         assert n < 100_000
     assert client in group.behind
-    assert protocol.writing_paused  # the connection's own protocol heard it too
+    assert not client.ready  # the transport said its buffer is over the high-water mark
     hub.publish("sensors", update(-1), conflate="data")
     hub.publish("sensors", update(-2), conflate="data")
     assert client.pending == 1  # queued and conflated, not written into the full buffer
@@ -91,12 +81,13 @@ async def test_a_full_socket_moves_its_client_behind_and_back(pair: Pair) -> Non
 async def test_a_lost_connection_leaves_the_ready_list(pair: Pair) -> None:
     transport, protocol, peer = pair
     hub = Hub(streams=["sensors"])
-    client = Client(transport, protocol=protocol, drain=protocol.drain, cut_off=lambda c, r: None)
+    client = Client(transport, receiver=protocol, cut_off=lambda c, r: None)
     hub.attach("sensors", client, [])
     group = hub.streams["sensors"].groups[(False, 0)]
     peer.close()
     transport.abort()
     await until(lambda: client.closed)
+    assert protocol.lost  # passed on to the connection
     assert client not in group.ready
     hub.publish("sensors", update(0))  # no write to the dead transport
     hub.detach("sensors", client)
@@ -107,7 +98,7 @@ async def test_a_lost_connection_leaves_the_ready_list(pair: Pair) -> None:
 async def test_a_client_closed_from_outside_gets_nothing_more(pair: Pair) -> None:
     transport, protocol, peer = pair
     hub = Hub(streams=["sensors"])
-    client = Client(transport, protocol=protocol, drain=protocol.drain, cut_off=lambda c, r: None)
+    client = Client(transport, receiver=protocol, cut_off=lambda c, r: None)
     hub.attach("sensors", client, [])
     group = hub.streams["sensors"].groups[(False, 0)]
     client.closed = True  # as the WebSocket endpoint does when it cuts a client off
