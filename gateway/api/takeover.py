@@ -13,7 +13,9 @@ test_aiohttp_internals.py fails, naming what changed, if an upgrade breaks it):
 
 - ``request.transport`` is the connection's socket transport and
   ``request.protocol`` (``web_protocol.RequestHandler``) its protocol, with a
-  ``writing_paused`` property, a ``transport`` attribute and ``connection_lost``;
+  ``transport`` attribute, ``connection_lost``, and ``_message_tail``: the bytes
+  that came after the request in the same read, which ``prepare()`` would feed
+  to aiohttp's own frame parser;
 - ``RequestHandler.connection_lost(None)`` with its ``transport`` set to None
   takes it off the server's list of connections and ends its loop without
   closing the socket;
@@ -35,7 +37,7 @@ from aiohttp import WSMessage, web
 from aiohttp._websocket.models import WSMessageTextBytes
 from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
 
-__all__ = ["HandedOver", "WebSocketReader", "reader", "take_over"]
+__all__ = ["HandedOver", "WebSocketReader", "reader", "take_over", "take_tail"]
 
 
 class _Inbox(WebSocketDataQueue):
@@ -101,7 +103,10 @@ class HandedOver(web.StreamResponse):
         return None
 
 
-def writing_paused(request: web.Request) -> bool:
-    """Whether the socket's buffer is over its high-water mark now (read before
-    the protocol is replaced)."""
-    return bool(request.protocol.writing_paused)
+def take_tail(request: web.Request) -> bytes:
+    """What the peer sent after its request, in the same read: aiohttp would hand it to
+    its own frame parser in ``prepare()``; taken before, it goes to ours."""
+    protocol = request.protocol
+    tail: bytes = protocol._message_tail
+    protocol._message_tail = b""
+    return tail

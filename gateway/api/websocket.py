@@ -14,6 +14,7 @@ I/O); this module is the aiohttp adapter that carries out its effects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 import time
@@ -76,7 +77,8 @@ BACKEND = web.AppKey("backend", Backend)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 CLOSE_TIMEOUT = 2.0
 CLOSE_NORMAL = 1000
-CLOSE_NO_STATUS = 1005  # an empty Close frame: answered with 1000
+#: Close codes an endpoint may send (RFC 6455 7.4.1; 1005, 1006 and 1015 never go out).
+SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
 CLOSE_TOKEN_EXPIRED = 4001
 #: WebSocket pings (which find dead peers) go out with the heartbeat, but never
 #: more often than this: a peer gets half the interval to answer.
@@ -156,7 +158,9 @@ class Connection:
         self.transport = transport
         self.name = f"{fixed or 'ws'}@{request.remote}"
         self.reader: takeover.WebSocketReader | None = None
-        self.early = b""  # what came before the parser (a peer may not send yet)
+        #: What the peer sent before the parser: after its request (aiohttp's tail),
+        #: then until ``catch_up`` (a compliant peer waits for the 101, a hasty one may not).
+        self.early = takeover.take_tail(request)
         self.heard = True  # the peer sent something since the last ping
         self.closing: asyncio.TimerHandle | None = None  # our Close frame is out
         self.expiry: asyncio.TimerHandle | None = None
@@ -165,7 +169,6 @@ class Connection:
         self.client = Client(
             transport,
             receiver=self,
-            paused=takeover.writing_paused(request),
             cut_off=self.cut_off,
             limit=server.client_queue,
             on_late_write=gateway.metrics.delivery_seconds.observe,
@@ -183,9 +186,12 @@ class Connection:
             max_size=self.gateway.config.server.max_message_bytes,
             compress=bool(bits),
         )
-        if self.early:
-            self.data_received(self.early)
-            self.early = b""
+
+    def catch_up(self) -> None:
+        """Once subscribed: what the peer sent before the parser existed."""
+        early, self.early = self.early, b""
+        if early and self.reader is not None:
+            self.reader.feed_data(early)
 
     @property
     def variant(self) -> Variant:
@@ -195,7 +201,7 @@ class Connection:
 
     def data_received(self, data: bytes) -> None:
         self.heard = True
-        if self.reader is None:
+        if self.reader is None or self.early:
             self.early += data
         else:
             self.reader.feed_data(data)
@@ -204,7 +210,17 @@ class Connection:
         return None  # the transport closes itself
 
     def received(self, message: WSMessage) -> None:
-        """One whole message from the peer."""
+        """One whole message from the peer. After our Close frame only its Close counts;
+        a fault of ours closes 1011 (logged with its traceback), not as the peer's."""
+        if self.closing is not None and message.type is not WSMsgType.CLOSE:
+            return
+        try:
+            self._received(message)
+        except Exception:
+            log.exception("[WebSocket] %s: a message could not be handled", self.name)
+            self.close(WSCloseCode.INTERNAL_ERROR, "internal error")
+
+    def _received(self, message: WSMessage) -> None:
         kind = message.type
         if kind is WSMsgType.TEXT:
             self.handle(self.session.handle(message.data, time.monotonic()))
@@ -213,7 +229,7 @@ class Connection:
         elif kind is WSMsgType.PING:
             self.transport.write(pong_frame(message.data))
         elif kind is WSMsgType.CLOSE:
-            self.peer_closed(message.data or CLOSE_NORMAL)
+            self.peer_closed(message.data)
 
     def failed(self, exc: BaseException) -> None:
         """The peer broke the protocol (a frame too big, bad UTF-8...): close with its code."""
@@ -222,10 +238,12 @@ class Connection:
         self.close(int(code), str(exc))
 
     def peer_closed(self, code: int) -> None:
-        """The peer's Close frame: answer it (unless ours crossed it), then hang up."""
+        """The peer's Close frame: answer it with its code (1000 for none, or for one
+        that may not go on the wire), unless ours crossed it; then hang up."""
         if self.closing is None:
             self.detach()
-            self.transport.write(close_frame(code if code != CLOSE_NO_STATUS else CLOSE_NORMAL))
+            echo = code if code in SENDABLE or 3000 <= code <= 4999 else CLOSE_NORMAL
+            self.transport.write(close_frame(echo))
             loop = asyncio.get_running_loop()
             self.closing = loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
         self.transport.close()  # once what is written has gone
@@ -392,18 +410,27 @@ async def serve(request: web.Request, fixed: str | None) -> web.StreamResponse:
     )
     if not ws.can_prepare(request).ok:
         return await _not_websocket(request, ws)
+    if request.transport is None or request.transport.is_closing():
+        return web.Response(status=400, text="the connection closed before the upgrade")
     connection = Connection(request, stream)  # the socket's protocol from now on
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except Exception as exc:  # the peer left, or a prepare hook failed: aiohttp lets go
+        takeover.take_over(request)
+        connection.transport.abort()
+        if not isinstance(exc, ConnectionError):
+            raise
+        return web.Response(status=400, text="the connection closed during the upgrade")
     takeover.take_over(request)
     connection.opened(ws)
-    if connection.transport.is_closing():  # gone during the handshake
-        connection.connection_lost(None)
-        return takeover.HandedOver()
+    app[CONNECTIONS].add(connection)
+    log.info("[WebSocket] Connected. Total connections: %d", len(app[CONNECTIONS]))
     if stream is not None:
         connection.subscribe(stream, since)
     connection.expire_at(request.get(CLAIMS))
-    app[CONNECTIONS].add(connection)
-    log.info("[WebSocket] Connected. Total connections: %d", len(app[CONNECTIONS]))
+    if app[STOPPING].is_set():  # shutdown began during the handshake
+        connection.close(CLOSE_GOING_AWAY, "server shutdown")
+    connection.catch_up()
     return takeover.HandedOver()
 
 
@@ -428,6 +455,16 @@ async def heartbeat(app: web.Application) -> None:
             if not connection.heard and connection.closing is None:
                 log.info("[WebSocket] %s did not answer a ping; dropped", connection.name)
                 connection.transport.abort()
+
+
+async def _heartbeat_forever(app: web.Application) -> None:
+    """The sweep, restarted (with its traceback logged) should a round ever fail."""
+    while True:
+        try:
+            await heartbeat(app)
+        except Exception:
+            log.exception("[WebSocket] the heartbeat sweep failed; restarting it")
+            await asyncio.sleep(MIN_PING_INTERVAL)
 
 
 async def close_all(app: web.Application) -> None:
@@ -464,9 +501,11 @@ def streaming_app(backend: Backend, config: Config) -> web.Application:
         app[STOPPING].set()
 
     async def pinging(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(heartbeat(app), name="ws.heartbeat")
+        task = asyncio.create_task(_heartbeat_forever(app), name="ws.heartbeat")
         yield
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     app.on_shutdown.append(stopping)
     app.on_shutdown.append(close_all)

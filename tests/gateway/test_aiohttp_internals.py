@@ -40,6 +40,10 @@ def test_the_request_handler_has_what_the_takeover_uses() -> None:
 
     paused = inspect.getattr_static(RequestHandler, "writing_paused", None)
     assert paused is not None, UPGRADE + "RequestHandler.writing_paused is gone" + SEE
+    assert "_message_tail" in RequestHandler.__slots__, (
+        UPGRADE + "RequestHandler._message_tail is gone: a frame sent with the upgrade "
+        "would go to aiohttp's parser, not ours" + SEE
+    )
     lost = [p for p in inspect.signature(RequestHandler.connection_lost).parameters]
     assert lost == ["self", "exc"], UPGRADE + f"RequestHandler.connection_lost{lost}" + SEE
 
