@@ -21,7 +21,7 @@ from typing import Any
 
 from drivers.errors import PortDisconnected
 from drivers.model import Reading
-from gateway import broadcast, memory, reconfigure, supervise
+from gateway import broadcast, reconfigure, supervise
 from gateway.alerts.model import Rule
 from gateway.alerts.pipeline import AlertPipeline
 from gateway.alerts.rules import rules_of
@@ -163,7 +163,6 @@ class Gateway(Projections):
             "stale-check": (stale_step, self.check_stale),
             "readings-writer": (storage.readings_every, self.store_readings),
             "pruner": (3600.0, self.prune),
-            "memory-trim": (memory.TRIM_INTERVAL, memory.trim),
         }
         self._tasks = [
             supervise.start(f"gateway.{name}", partial(self._every, interval, job), logger=log)
