@@ -16,8 +16,10 @@ temporary folder, then for the given minutes, all at once:
 
 Then it checks seq continuity (WebSocket and MQTT), that every caused alert is in
 the history and on MQTT, the replug times, and the log's errors, and writes the
-report (README.md, results.json, plots) to docs/bench/soak/. Three processes in
-all: the gateway, the broker and this one. Everything is bounded in time.
+report (README.md, results.json, plots) to docs/bench/soak/; results.json keeps
+every sample (``campaign.samples``: t, rss, fds, clients, threads, cpu, db, wal) for
+later study. Three processes in all: the gateway, the broker and this one.
+Everything is bounded in time.
 """
 
 from __future__ import annotations

@@ -91,6 +91,7 @@ class EzoSensor:
         self._ready_generation = 0
         self._restarted: str | None = None
         self._rt_supported = True
+        self._rt_answered = False  # an RT reading has come back from this circuit
         self._salinity_sent: float | None = None
         #: At start, how long a compensated circuit waits for the first temperature (0: not
         #: at all). Worth it only where some bus reads temperature: its owner knows that.
@@ -167,7 +168,8 @@ class EzoSensor:
 
         The reading rides in the same write when the circuit type is known and no
         compensated one is to follow (an RTD or ORP, or no temperature to be had). After
-        an announced restart or a reopened port that reading is thrown away instead.
+        an announced restart or a reopened port that reading is thrown away instead, and
+        the one kept follows it in the same write where it can (:meth:`_second_read`).
         """
         discard = self._restarted is not None or self.line.generation > 1
         self._restarted = None
@@ -175,8 +177,10 @@ class EzoSensor:
         known = self.expected
         commands = ["*OK,1", "C,0", "i", *(SETUP.get(known, ()) if known else ())]
         reads = known is not None and (discard or not self._compensates())
-        wait = self.command_time * len(commands) + (self.read_time if reads else 0.0)
-        batch = [*commands, "R"] if reads else commands
+        kept = self._second_read() if reads and discard else None
+        reading = ["R", *([kept] if kept else [])] if reads else []
+        wait = self.command_time * len(commands) + self.read_time * len(reading)
+        batch = [*commands, *reading]
         try:
             replies = await self.line.request(
                 b"".join(ezo.encode_command(c) for c in batch),
@@ -184,6 +188,7 @@ class EzoSensor:
                 timeout=wait + self.line.timeout,
             )
         except EzoError:
+            self._rt_answered = False  # not known any more: RT alone next time
             # A setting refused: most likely another circuit than configured. Say that.
             if known is not None:
                 self._check_type(ezo.circuit_type(await self.command("i"))[0], known)
@@ -197,9 +202,23 @@ class EzoSensor:
                 await self.command(command)
         self._ready_generation = self.line.generation
         log.info("%s: EZO %s %s ready", self.line.name, kind, self.firmware)
-        if not reads or discard:
+        if not reads or (discard and not kept):
             return None
         return scaled(ezo.reading_value(replies[-1], self.circuit), self.scale, self.offset)
+
+    def _second_read(self) -> str | None:
+        """After a restart, the read that follows the thrown-away ``R`` in the start-up
+        write, saving a round trip: ``R`` again where nothing is compensated, ``RT,<t>``
+        where this circuit has answered RT before and a temperature is at hand. None
+        (read on its own after start-up) for DO, whose salinity goes first."""
+        if self.circuit == "DO":
+            return None
+        if self.temperature is None or self.circuit not in TEMPERATURE_COMPENSATED:
+            return "R"
+        temperature = self.temperature()
+        if temperature is None or not self._rt_answered:
+            return None
+        return f"RT,{temperature:.2f}"
 
     def _check_type(self, kind: str, known: str) -> None:
         if kind.upper() != known.upper():
@@ -239,6 +258,7 @@ class EzoSensor:
         elif self._rt_supported:
             try:
                 reply = await self.command(f"RT,{temperature:.2f}", self.read_time)
+                self._rt_answered = True
             except EzoUnknownCommand:
                 self._rt_supported = False  # older firmware: set T, then read
                 return await self._read_value()

@@ -267,11 +267,15 @@ class SerialLine:
 
     async def _open(self) -> None:
         receiver = _Receiver()
+        # Looked at before the try too: the open runs in a worker thread, and a port
+        # replugged while it fails is back by the time it has failed. Absent it was, so
+        # idle() finds it at once, instead of the growing backoff of a failing port.
+        missing = not self._present()
         try:
             transport = await self._connect(receiver)
         except (serial.SerialException, OSError, ValueError) as exc:
             self._last_problem = f"cannot open: {exc}"
-            self._absent = not self._present()  # then idle() watches for it to come back
+            self._absent = missing or not self._present()  # then idle() watches for it
             self._backoff = min(self.reconnect_max, max(self.reconnect_min, self._backoff * 2))
             self._next_open = self._clock() + self._backoff
             raise PortDisconnected(self.port, self._last_problem) from exc

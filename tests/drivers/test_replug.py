@@ -7,8 +7,10 @@ backoff: the assertions count open attempts and polls, never time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -20,6 +22,8 @@ from gateway.poller import BusPoller
 from simulators.pty import VirtualPort
 from simulators.rig import Rig
 from tests.helpers import until
+
+T = TypeVar("T")
 
 
 class CountingLine(SerialLine):
@@ -144,3 +148,49 @@ async def test_the_poller_reads_a_replugged_probe_on_the_poll_after_the_link_is_
         assert poller.line.counters["disconnected"] == 1
     finally:
         await poller.stop()
+
+
+class ReplugWhileOpening(ThreadPoolExecutor):
+    """The loop's executor, where the port is opened: plugs ``port`` in once an open has
+    failed in the worker thread, before the loop hears of it (an adapter reseated during
+    the try, the soak's 11.8 s replug)."""
+
+    def __init__(self, port: VirtualPort) -> None:
+        super().__init__(max_workers=1)
+        self.port = port
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future = super().submit(fn, *args, **kwargs)
+        if future.exception() is not None and not self.port.plugged:
+            self.port.plug()
+        return future
+
+
+async def test_a_port_replugged_while_an_open_fails_is_reopened_at_the_first_look(
+    port: VirtualPort,
+) -> None:
+    now = [0.0]
+    line = CountingLine(port.address, watch_interval=0.01, clock=lambda: now[0])
+    await line.open()
+    port.unplug()
+    await until(lambda: not line.connected)
+    for _ in range(4):  # away for a while: the backoff has grown to 8 s
+        with pytest.raises(PortDisconnected):
+            await line.ensure_open()
+        now[0] = line._next_open
+    loop = asyncio.get_running_loop()
+    executor = ReplugWhileOpening(port)
+    loop.set_default_executor(executor)
+    try:
+        with pytest.raises(PortDisconnected, match="No such file"):
+            await line.ensure_open()  # this try fails, and the port is back meanwhile
+        assert port.plugged
+        assert line.absent  # it was away when tried: watched for, not backed off
+        async with asyncio.timeout(5):
+            assert await line.idle(3600.0)  # cut short by the watch
+        await line.ensure_open()  # the clock has not moved: no backoff to sit out
+        assert line.connected
+        assert line.counters["reconnects"] == 1
+    finally:
+        await line.close()
+        executor.shutdown()

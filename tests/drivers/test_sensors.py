@@ -213,6 +213,61 @@ async def test_ezo_restart_is_detected_and_settings_reapplied(
     assert device.commands.count("C,0") == 2
 
 
+async def test_ezo_after_a_replug_the_kept_reading_rides_in_the_start_write(
+    rig: Rig, lines: Callable[..., SerialLine]
+) -> None:
+    device = rig.ezo("ezo-ph")
+    line = lines(device.port.address)
+    sensor = ezo_sensor(line, "ph", temperature=lambda: 14.25)
+    assert (await sensor.read())[0].good  # RT answered: the circuit takes it
+    rig.set_fault("ph", "unplug")
+    assert (await sensor.read())[0].quality is Quality.DISCONNECTED
+    rig.set_fault("ph", None)  # a replugged circuit has just powered up
+    sent = len([f for f in line.frames if f.direction == "tx"])
+    del device.commands[:]
+    [reading] = await sensor.read()
+    assert reading.good
+    # The first reading after the power-up is thrown away; the kept one follows it in the
+    # same write, not a round trip later.
+    assert device.commands == ["*OK,1", "C,0", "i", "R", "RT,14.25"]
+    assert [f.data for f in line.frames if f.direction == "tx"][sent:] == [
+        b"*OK,1\rC,0\ri\rR\rRT,14.25\r"
+    ]
+
+
+class ReflashedPh(EzoDevice):
+    """A circuit that takes RT until ``takes_rt`` is turned off (older firmware flashed)."""
+
+    takes_rt = True
+
+    def _respond(self, line: str) -> tuple[float, list[str]]:
+        if not self.takes_rt and line.upper().startswith("RT,"):
+            return 0.0, ["*ER"]
+        return super()._respond(line)
+
+
+async def test_ezo_a_circuit_that_stops_taking_rt_after_a_restart_is_read_with_t(
+    rig: Rig, lines: Callable[..., SerialLine], tmp_path: Path
+) -> None:
+    device = ReflashedPh("re-ph", "pH", rig.world, link=tmp_path / "re-ph", time_scale=0.0)
+    await device.start()
+    try:
+        sensor = ezo_sensor(lines(device.port.address), "ph", temperature=lambda: 9.5)
+        assert (await sensor.read())[0].good  # RT answered
+        device.reboot("*RE")
+        assert "*RE" in (await sensor.read())[0].detail  # the restart, noticed
+        device.takes_rt = False  # it came back with older firmware
+        refused = (await sensor.read())[0]  # the start-up write with R and RT in it
+        del device.commands[:]
+        recovered = (await sensor.read())[0]
+    finally:
+        await device.stop()
+    assert refused.quality is Quality.DEVICE_ERROR
+    assert "RT,9.50" in refused.detail
+    assert recovered.good
+    assert device.commands == ["RT,9.50", "T,9.50", "R"]  # RT once more, then T and R
+
+
 async def test_ezo_restart_in_the_middle_of_a_reply(
     rig: Rig, lines: Callable[..., SerialLine], tmp_path: Path
 ) -> None:
