@@ -8,17 +8,19 @@ It reads the parts the gateway builds and changes none of them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.alerts.pipeline import AlertPipeline
 from gateway.api.hub import Hub
 from gateway.config import BusConfig, Config
 from gateway.field.sdnotify import poll_max_age
-from gateway.mqtt.uplink import Uplink
 from gateway.notify.sender import Notifier
 from gateway.poller import BusPoller
 from gateway.readings import LatestReadings
 from gateway.sites import SITES, SitesFeed
+
+if TYPE_CHECKING:
+    from gateway.mqtt.uplink import Uplink  # aiomqtt loads only where a broker is set
 
 
 class Projections:

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.errors import PortDisconnected
 from drivers.model import Reading
@@ -30,7 +30,6 @@ from gateway.api.hub import STREAMS, Hub
 from gateway.api.metrics import Metrics
 from gateway.config import BusConfig, Config, ConfigError
 from gateway.mqtt import discovery
-from gateway.mqtt.uplink import Uplink
 from gateway.notify.messages import notify_site
 from gateway.notify.sender import Notifier
 from gateway.notify.targets import from_config
@@ -38,6 +37,9 @@ from gateway.poller import BusPoller, temperature_wait_for
 from gateway.projections import Projections
 from gateway.readings import LatestReadings
 from gateway.sites import SITES, SitesFeed
+
+if TYPE_CHECKING:
+    from gateway.mqtt.uplink import Uplink
 
 log = logging.getLogger(__name__)
 DB_NAME = "gateway.sqlite3"
@@ -68,17 +70,7 @@ class Gateway(Projections):
         self.readings = LatestReadings(config.reservoir_id, self._stale_after, clock=monotonic)
         # Ids name their reservoir: unique across a fleet, as relays need them to be.
         self.store = Store(config.data_dir / DB_NAME, id_prefix=f"{config.reservoir_id}-")
-        self.uplink = (
-            Uplink(
-                config.mqtt,
-                config.reservoir_id,
-                self.store,
-                on_dismiss=self.dismiss,
-                discovery=discovery.configs(config),
-            )
-            if config.mqtt.url
-            else None
-        )
+        self.uplink = self._uplink(config) if config.mqtt.url else None
         self.notifier = Notifier(
             from_config(config.notify),
             self.store,
@@ -131,6 +123,18 @@ class Gateway(Projections):
         )
 
     # life cycle ------------------------------------------------------------------
+
+    def _uplink(self, config: Config) -> Uplink:
+        """The MQTT uplink (aiomqtt loads here: only where a broker is set)."""
+        from gateway.mqtt.uplink import Uplink
+
+        return Uplink(
+            config.mqtt,
+            config.reservoir_id,
+            self.store,
+            on_dismiss=self.dismiss,
+            discovery=discovery.configs(config),
+        )
 
     async def restore(self) -> None:
         """Open the store and put back the active alerts and latches (before any client)."""

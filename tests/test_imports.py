@@ -1,4 +1,5 @@
-"""What ``sensor-gateway run`` loads: the simulators only with ``--simulate``."""
+"""What ``sensor-gateway run`` loads: the simulators only with ``--simulate``; the MQTT
+client only with a broker, apprise only with ``[[notify]]`` targets (start-up time)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,8 @@ def test_run_without_simulate_does_not_import_the_simulators(tmp_path: Path) -> 
     assert not {n for n in names if n.split(".")[0] == "simulators"}
     assert "gateway.mqtt.relay" not in names
     assert "gateway.client" not in names
+    assert "aiomqtt" not in names  # no [mqtt] url
+    assert "apprise" not in names  # no [[notify]]
 
 
 def imported_by(code: str) -> set[str]:

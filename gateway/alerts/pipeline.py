@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.alerts.engine import AlertEngine
 from gateway.alerts.model import Change, Now, Rule, alert_json
@@ -32,8 +32,10 @@ from gateway.alerts.shelves import Shelf, ShelfEvent
 from gateway.alerts.store import Store, StoreWriteError
 from gateway.alerts.tables import Notification, Outgoing, Restored
 from gateway.api.hub import Hub
-from gateway.mqtt.uplink import Uplink
 from gateway.timestamps import utc_timestamp
+
+if TYPE_CHECKING:
+    from gateway.mqtt.uplink import Uplink  # aiomqtt loads only where a broker is set
 
 log = logging.getLogger("gateway.pipeline")  # the name logs were filtered by
 

@@ -25,9 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
-
-import apprise
+from typing import TYPE_CHECKING, Any
 
 from gateway import supervise
 from gateway.alerts.model import Alert, Change
@@ -38,6 +36,9 @@ from gateway.backoff import Backoff
 from gateway.notify.messages import Site, render, render_test
 from gateway.notify.targets import Target, event_of, parse_url
 from gateway.timestamps import utc_timestamp
+
+if TYPE_CHECKING:
+    import apprise  # loaded by gateway.notify.targets once a target is read
 
 log = logging.getLogger(__name__)
 FIRST_RETRY, MAX_RETRY = 1.0, 600.0  # s between tries of a failing target

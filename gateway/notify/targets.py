@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import apprise
-
 from gateway.alerts.model import RANK, Alert, Change
 
 if TYPE_CHECKING:  # config imports this module to check URLs
+    import apprise  # loaded with its plugins only where a URL is read: not at every start
+
     from gateway.config import NotifyTarget
 
 #: Apprise's own lines stay out of the gateway's log: a failed send is logged by the
@@ -33,6 +33,8 @@ logging.getLogger("apprise").addHandler(logging.NullHandler())
 
 def parse_url(url: str) -> apprise.Apprise | None:
     """An apprise instance for ``url``, or None when apprise cannot use it."""
+    import apprise
+
     try:
         plugin = apprise.Apprise.instantiate(url)
     except Exception:  # apprise's plugins raise what they like on odd input
@@ -47,6 +49,8 @@ def parse_url(url: str) -> apprise.Apprise | None:
 def redact(url: str) -> str:
     """Scheme and host of the URL as apprise shows it privately: no password, no token
     (a Telegram bot token sits where the host would be: apprise masks it)."""
+    import apprise
+
     try:
         plugin = apprise.Apprise.instantiate(url)
         private = str(plugin.url(privacy=True)) if plugin else url  # type: ignore[no-untyped-call]
