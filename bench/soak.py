@@ -283,6 +283,9 @@ async def _until_reading(gateway: Gateway) -> None:
 
 
 async def run(minutes: float, out: Path, every: float = 10.0) -> dict[str, Any]:
+    from bench.__main__ import _commit
+
+    commit = _commit()  # what the gateway runs: taken now, as the tree may move on meanwhile
     with tempfile.TemporaryDirectory(prefix="soak-") as folder:
         tmp = Path(folder)
         broker = Broker(tmp)
@@ -295,7 +298,7 @@ async def run(minutes: float, out: Path, every: float = 10.0) -> dict[str, Any]:
             await _end(proc)
             await broker.stop()
         observed["log"] = soak_report.log_findings(log.read_text(errors="replace"))
-    return soak_report.write(observed, minutes, out)
+    return soak_report.write(observed, minutes, out, commit)
 
 
 async def _campaign(

@@ -172,15 +172,15 @@ def summary(results: dict[str, Any]) -> str:
     return "## Soak\n\n" + block(results)
 
 
-def write(observed: dict[str, Any], minutes: float, out: Path) -> dict[str, Any]:
-    """results.json, README.md and the plots in ``out``; the README block if ``out`` is ours."""
+def write(observed: dict[str, Any], minutes: float, out: Path, commit: str) -> dict[str, Any]:
+    """results.json, README.md and the plots in ``out``; the README block if ``out`` is ours.
+    ``commit``: the one the gateway ran (taken when the soak began)."""
     from bench import published
-    from bench.__main__ import _commit
 
     results = {
         "date": time.strftime("%Y-%m-%d", time.gmtime(observed["began"])),
         "minutes": minutes,
-        "commit": _commit(),
+        "commit": commit,
         "machine": machine(),
         **observed,
         "figures": figures_of(observed, minutes),
