@@ -44,14 +44,20 @@ async def port(tmp_path: Path) -> AsyncIterator[VirtualPort]:
     virtual.unplug()
 
 
-async def test_an_unplugged_port_is_reopened_at_the_first_look_after_it_is_back(
-    port: VirtualPort,
-) -> None:
+async def unplugged(port: VirtualPort) -> tuple[CountingLine, list[float]]:
+    """A line that was open on ``port``, which has just been pulled; and its clock."""
     now = [0.0]
     line = CountingLine(port.address, watch_interval=0.01, clock=lambda: now[0])
     await line.open()
     port.unplug()
     await until(lambda: not line.connected)
+    return line, now
+
+
+async def test_an_unplugged_port_is_reopened_at_the_first_look_after_it_is_back(
+    port: VirtualPort,
+) -> None:
+    line, now = await unplugged(port)
     with pytest.raises(PortDisconnected):
         await line.ensure_open()
     assert line.absent
@@ -169,11 +175,7 @@ class ReplugWhileOpening(ThreadPoolExecutor):
 async def test_a_port_replugged_while_an_open_fails_is_reopened_at_the_first_look(
     port: VirtualPort,
 ) -> None:
-    now = [0.0]
-    line = CountingLine(port.address, watch_interval=0.01, clock=lambda: now[0])
-    await line.open()
-    port.unplug()
-    await until(lambda: not line.connected)
+    line, now = await unplugged(port)
     for _ in range(4):  # away for a while: the backoff has grown to 8 s
         with pytest.raises(PortDisconnected):
             await line.ensure_open()

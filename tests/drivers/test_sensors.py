@@ -157,13 +157,21 @@ async def test_ezo_without_a_temperature_to_wait_for_reads_in_the_start_write(
     assert [f.data for f in line.frames if f.direction == "tx"] == [b"*OK,1\rC,0\ri\rR\r"]
 
 
-class OldFirmwarePh(EzoDevice):
-    """A circuit whose firmware predates RT: it answers *ER."""
+class ReflashedPh(EzoDevice):
+    """A circuit that takes RT until ``takes_rt`` is turned off (older firmware flashed)."""
+
+    takes_rt = True
 
     def _respond(self, line: str) -> tuple[float, list[str]]:
-        if line.upper().startswith("RT,"):
+        if not self.takes_rt and line.upper().startswith("RT,"):
             return 0.0, ["*ER"]
         return super()._respond(line)
+
+
+class OldFirmwarePh(ReflashedPh):
+    """A circuit whose firmware predates RT: it answers *ER."""
+
+    takes_rt = False
 
 
 async def test_ezo_falls_back_to_t_then_r_when_rt_is_unknown(
@@ -233,17 +241,6 @@ async def test_ezo_after_a_replug_the_kept_reading_rides_in_the_start_write(
     assert [f.data for f in line.frames if f.direction == "tx"][sent:] == [
         b"*OK,1\rC,0\ri\rR\rRT,14.25\r"
     ]
-
-
-class ReflashedPh(EzoDevice):
-    """A circuit that takes RT until ``takes_rt`` is turned off (older firmware flashed)."""
-
-    takes_rt = True
-
-    def _respond(self, line: str) -> tuple[float, list[str]]:
-        if not self.takes_rt and line.upper().startswith("RT,"):
-            return 0.0, ["*ER"]
-        return super()._respond(line)
 
 
 async def test_ezo_a_circuit_that_stops_taking_rt_after_a_restart_is_read_with_t(
