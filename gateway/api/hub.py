@@ -26,9 +26,9 @@ cost per delivery at that floor, the socket write itself taking nearly all of it
 
 What it relies on
 -----------------
-Only an ``asyncio.Transport``: the connection's socket, which gateway/api/websocket.py
-took over from aiohttp after the handshake (gateway/api/takeover.py). The Client is
-that transport's protocol; it passes what the peer sends to the connection's
+Only an ``asyncio.Transport``: the connection's socket, taken over from aiohttp after
+the handshake (gateway/api/websocket.py, takeover.py). The Client is that
+transport's protocol; it passes what the peer sends to the connection's
 receiver. Every frame the hub deflates (gateway/api/frames.py) stands alone
 (``Z_SYNC_FLUSH``, no shared context), so any RFC 7692 client decodes it whatever
 window it keeps. Control frames (pings, pongs, the close frame) are written to the
@@ -56,7 +56,7 @@ Variant = tuple[bool, int]  # (tagged with its channel, deflate window bits or 0
 
 
 class Receiver(Protocol):
-    """Who hears what the peer sends: the connection (gateway/api/websocket.py)."""
+    """Who hears what the peer sends: the connection (gateway/api/connection.py)."""
 
     def data_received(self, data: bytes) -> None: ...
 

@@ -2,7 +2,7 @@
 
 aiohttp does the handshake (``WebSocketResponse.prepare``: the key, the
 subprotocol, permessage-deflate); from then on a client of ours costs only the
-socket, aiohttp's frame parser and our own objects (gateway/api/websocket.py's
+socket, aiohttp's frame parser and our own objects (gateway/api/connection.py's
 ``Connection`` and the hub's ``Client``). aiohttp's per-connection request
 handler, the request, its headers and parser, the response, its two tasks and its
 heartbeat timer all go as soon as the handler returns: they were about two thirds

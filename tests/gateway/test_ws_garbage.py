@@ -24,8 +24,9 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict
 
+from gateway.api.connection import Connection
 from gateway.api.hub import Client
-from gateway.api.websocket import CONNECTIONS, Connection
+from gateway.api.websocket import CONNECTIONS
 from tests.gateway.conftest import Client as TestClient
 from tests.gateway.conftest import gateway_of
 from tests.helpers import until
