@@ -296,7 +296,10 @@ class SerialLine:
         if not receiver.closed.is_set():
             transport.close()
         try:
-            await asyncio.wait_for(receiver.closed.wait(), 2.0)
+            # Not wait_for: on 3.11 it loses a cancel that lands as the port closes (the
+            # stopping poller would go on polling), where asyncio.timeout keeps it.
+            async with asyncio.timeout(2.0):
+                await receiver.closed.wait()
         except TimeoutError:
             log.warning("%s: port %s did not close in time", self.name, self.port)
         if isinstance(receiver.lost, Exception) and str(receiver.lost) != "port closed":
