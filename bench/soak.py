@@ -40,7 +40,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import procstat, soak_report
+from bench import gateway_process, procstat, soak_report
 from bench.fanout_procs import child_env
 from bench.soak_watch import Crowd, Sample, Uplink, sampler, subscriber, visitor
 from gateway.service import DB_NAME
@@ -215,7 +215,7 @@ class Broker:
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
-            await _end(self.proc)
+            await gateway_process.stop(self.proc)
         self.proc = None
 
     async def outage(self, campaign: Campaign) -> None:
@@ -258,19 +258,9 @@ async def start_gateway(config: Path, log: Path) -> tuple[asyncio.subprocess.Pro
     assert proc.stdout is not None
     banner = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
     if " on http://" not in banner:
-        await _end(proc)
+        await gateway_process.stop(proc)
         raise RuntimeError(f"the gateway did not start: {banner!r}; see {log}")
     return proc, banner.split(" on ", 1)[1].split()[0]
-
-
-async def _end(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        proc.terminate()
-    try:
-        await asyncio.wait_for(proc.wait(), 15)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
 
 
 async def _until_reading(gateway: Gateway) -> None:
@@ -295,7 +285,7 @@ async def run(minutes: float, out: Path, every: float = 10.0) -> dict[str, Any]:
         try:
             observed = await _campaign(minutes, every, tmp, broker, proc.pid, url)
         finally:
-            await _end(proc)
+            await gateway_process.stop(proc)
             await broker.stop()
         observed["log"] = soak_report.log_findings(log.read_text(errors="replace"))
     return soak_report.write(observed, minutes, out, commit)
