@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import resource
 import signal
@@ -13,21 +14,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from drivers.errors import PortDisconnected
-from gateway.api.listen import ListenError, listen
 from gateway.cli_args import EXIT_OK, EXIT_PORT, PROG, report
 from gateway.config import Config, ConfigError
 from gateway.field import sdnotify
 from gateway.field.service_manager import ServiceManager
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from gateway.service import Gateway
 
 # Each command imports what only it needs (the relay, the client, jwt, the simulators,
 # the field tools) where it starts: `run` without --simulate loads none of them, which
-# keeps start-up short.
+# keeps start-up short. `run` loads aiohttp only once its buses have started.
 
 LISTEN_BACKLOG = 4096
 log = logging.getLogger("gateway")
@@ -50,16 +50,33 @@ async def serve(
     reread: Callable[[], Config] | None = None,
 ) -> int:
     """Run the gateway until SIGINT/SIGTERM; on SIGHUP, apply ``reread()``. Exit code
-    per the contract."""
-    from gateway.api.server import GATEWAY, build_app
+    per the contract.
 
-    try:
-        app = build_app(config, simulate=simulate, require_ports=require_ports)
-    except ConfigError as exc:
-        return report(exc)
-    mode = "simulated devices" if simulate else f"{len(config.buses)} serial buses"
-    banner = f"{config.reservoir_id} on {{url}} ({mode})"
-    return await _serve(app, config, banner, gateway=app[GATEWAY], reread=reread)
+    The buses start first; the web server's modules load in a worker thread while the
+    devices answer their start-up write (gateway/startup.py says why)."""
+    from gateway.startup import GatewayRun
+
+    with _stop_signals() as stop:
+        try:
+            run = GatewayRun(config, simulate=simulate, require_ports=require_ports)
+        except ConfigError as exc:
+            return report(exc)
+        try:
+            try:
+                await run.start()
+            except PortDisconnected as exc:
+                return _cannot_open(exc)
+            # The event loop goes on serving the buses (and, simulating, the devices) while
+            # the import runs; the import takes the GIL in turns of 5 ms at most.
+            await asyncio.to_thread(importlib.import_module, "gateway.api.server")
+            from gateway.api.server import gateway_app  # loaded: nothing left to do here
+
+            app = gateway_app(run)
+            mode = "simulated devices" if simulate else f"{len(config.buses)} serial buses"
+            banner = f"{config.reservoir_id} on {{url}} ({mode})"
+            return await _serve_until(app, config, banner, stop, gateway=run.gateway, reread=reread)
+        finally:
+            await run.stop()
 
 
 async def serve_relay(config: Config) -> int:
@@ -70,20 +87,9 @@ async def serve_relay(config: Config) -> int:
         app = build_relay_app(config)
     except ConfigError as exc:
         return report(exc)
-    return await _serve(app, config, f"relay on {{url}} for {config.mqtt.url}")
-
-
-async def _serve(
-    app: web.Application,
-    config: Config,
-    banner: str,
-    *,
-    gateway: Gateway | None = None,
-    reread: Callable[[], Config] | None = None,
-) -> int:
-    """Serve ``app`` until stopped; ``gateway`` None: a relay (no buses, no reload)."""
+    banner = f"relay on {{url}} for {config.mqtt.url}"
     with _stop_signals() as stop:
-        return await _serve_until(app, config, banner, stop, gateway=gateway, reread=reread)
+        return await _serve_until(app, config, banner, stop, gateway=None, reread=None)
 
 
 async def _serve_until(
@@ -95,15 +101,18 @@ async def _serve_until(
     gateway: Gateway | None,
     reread: Callable[[], Config] | None,
 ) -> int:
+    from aiohttp import web
+
+    from gateway.api.listen import ListenError, listen
+
     _raise_file_limit()
     systemd = sdnotify.Notifier.from_environ()
     runner = web.AppRunner(app, handle_signals=False)
     try:
         await runner.setup()
     except PortDisconnected as exc:
-        print(f"{PROG}: cannot open serial port {exc.port}: {exc.reason}", file=sys.stderr)
         await runner.cleanup()
-        return EXIT_PORT
+        return _cannot_open(exc)
     manager = ServiceManager(systemd, gateway, reread)
     try:
         # A deep accept queue: after a restart every screen reconnects at once (aiohttp's
@@ -129,6 +138,11 @@ async def _serve_until(
         systemd.close()
 
 
+def _cannot_open(exc: PortDisconnected) -> int:
+    print(f"{PROG}: cannot open serial port {exc.port}: {exc.reason}", file=sys.stderr)
+    return EXIT_PORT
+
+
 async def simulate(control_port: int, link_dir: Path, *, fast: bool = False) -> int:
     with _stop_signals() as stop:
         return await _simulate_until(control_port, link_dir, stop, fast=fast)
@@ -137,6 +151,8 @@ async def simulate(control_port: int, link_dir: Path, *, fast: bool = False) -> 
 async def _simulate_until(
     control_port: int, link_dir: Path, stop: asyncio.Event, *, fast: bool
 ) -> int:
+    from aiohttp import web
+
     from simulators.control import control_app
     from simulators.rig import Rig
 

@@ -1,5 +1,6 @@
-"""What ``sensor-gateway run`` loads: the simulators only with ``--simulate``; the MQTT
-client only with a broker, apprise only with ``[[notify]]`` targets (start-up time)."""
+"""What ``sensor-gateway run`` loads, and when: the simulators only with ``--simulate``; the
+MQTT client only with a broker, apprise only with ``[[notify]]`` targets; the web server
+only once the buses have started (start-up time)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ protocol = "ezo"
 """
 
 
-def imported_modules(tmp_path: Path, *extra: str) -> set[str]:
+def run_stderr(tmp_path: Path, *extra: str) -> list[str]:
     """Start ``run`` under ``python -X importtime``, stop it once it is listening, and
-    return the names of every module it imported."""
+    return what it wrote to stderr: its log lines, and a line for each module it
+    imported, in the order written."""
     config = tmp_path / "gateway.toml"
     config.write_text(CONFIG.format(data_dir=tmp_path / "data", port=tmp_path / "no-such-tty"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
@@ -52,11 +54,19 @@ def imported_modules(tmp_path: Path, *extra: str) -> set[str]:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=8)
     assert process.returncode == 0, err.decode(errors="replace")[-2000:]
-    names = set()
-    for line in err.decode(errors="replace").splitlines():
-        if line.startswith("import time:") and "|" in line:
-            names.add(line.rsplit("|", 1)[1].strip())
-    return names
+    return err.decode(errors="replace").splitlines()
+
+
+def module_of(line: str) -> str | None:
+    """The module an ``import time:`` line names; None for any other line."""
+    if line.startswith("import time:") and "|" in line:
+        return line.rsplit("|", 1)[1].strip()
+    return None
+
+
+def imported_modules(tmp_path: Path, *extra: str) -> set[str]:
+    """The names of every module ``run`` imported (see :func:`run_stderr`)."""
+    return {name for line in run_stderr(tmp_path, *extra) if (name := module_of(line))}
 
 
 def test_run_without_simulate_does_not_import_the_simulators(tmp_path: Path) -> None:
@@ -67,6 +77,17 @@ def test_run_without_simulate_does_not_import_the_simulators(tmp_path: Path) -> 
     assert "gateway.client" not in names
     assert "aiomqtt" not in names  # no [mqtt] url
     assert "apprise" not in names  # no [[notify]]
+
+
+def test_run_starts_its_buses_before_it_loads_the_web_server(tmp_path: Path) -> None:
+    # The devices' start-up time then overlaps the imports of aiohttp and the API modules.
+    lines = run_stderr(tmp_path, "--log-level", "DEBUG")
+    started = next(i for i, line in enumerate(lines) if "buses started: ph-probe" in line)
+    web = [
+        i for i, line in enumerate(lines) if module_of(line) in ("aiohttp.web", "gateway.api.rest")
+    ]
+    assert len(web) == 2  # both loaded
+    assert started < min(web)
 
 
 def imported_by(code: str) -> set[str]:

@@ -1,9 +1,11 @@
 """The aiohttp application: REST routes, the WebSocket streams, and the wiring.
 
-``build_app`` assembles everything from a :class:`Config`; its start-up opens
-every serial port (one that cannot be opened leaves its bus ``down`` and
-retrying, or, with ``require_ports``, fails the start) and starts the pollers;
-its shutdown closes every WebSocket with 1001 before stopping them.
+``build_app`` assembles everything from a :class:`Config` around a
+:class:`~gateway.startup.GatewayRun`; its start-up starts that (unless
+``sensor-gateway run`` already has), which opens every serial port (one that
+cannot be opened leaves its bus ``down`` and retrying, or, with
+``require_ports``, fails the start) and starts the pollers; its shutdown closes
+every WebSocket with 1001 before stopping them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import importlib.metadata
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -22,46 +24,22 @@ from gateway.api import params
 from gateway.api.pages import add_pages
 from gateway.api.rest import json_error, serving_app, unprocessable
 from gateway.api.shelving import Shelving
-from gateway.config import Config, ConfigError
+from gateway.config import Config
 from gateway.notify.api import notify_status
 from gateway.probes import layout
 from gateway.probes.api import calibrate, list_probes, probes_context
 from gateway.service import Gateway
+from gateway.startup import GatewayRun
 from gateway.timestamps import utc_timestamp
-
-if TYPE_CHECKING:  # the simulators are imported only when simulating
-    from simulators.rig import Rig
 
 GATEWAY = web.AppKey("gateway", Gateway)
 #: True when the app runs the simulated devices (their control API is then mounted,
 #: under simulators.control.RIG).
 SIMULATED = web.AppKey("simulated", bool)
-SIM_SCHEME = "sim://"
 HISTORY_LIMIT = 10000
 VERSION = importlib.metadata.version("sensor-gateway")
 
 STATIC_DIR = Path(__file__).parent.parent / "static"
-
-
-def resolve_ports(config: Config, rig: Rig | None) -> dict[str, str]:
-    """Map ``sim://<device>`` ports to the simulator's devices; raise ConfigError if wrong."""
-    ports: dict[str, str] = {}
-    problems: list[str] = []
-    for index, bus in enumerate(config.buses):
-        if not bus.port.startswith(SIM_SCHEME):
-            continue
-        name = bus.port.removeprefix(SIM_SCHEME)
-        where = f"buses[{index}].port"
-        if rig is None:
-            problems.append(f"{where}: {bus.port} is a simulated device: run with --simulate")
-        elif name not in rig.devices:
-            known = ", ".join(SIM_SCHEME + d for d in rig.devices)
-            problems.append(f"{where}: {bus.port} is not a simulated device (one of {known})")
-        else:
-            ports[bus.name] = rig.devices[name].port.address
-    if problems:
-        raise ConfigError(problems)
-    return ports
 
 
 def build_app(
@@ -71,12 +49,19 @@ def build_app(
     sim_time_scale: float = 1.0,
     require_ports: bool = False,
 ) -> web.Application:
-    rig: Rig | None = None
-    if simulate:
-        from simulators.rig import Rig
+    """The gateway's application; its start-up starts the gateway (a wrong ``sim://``
+    port raises ConfigError here, before anything starts)."""
+    run = GatewayRun(
+        config, simulate=simulate, sim_time_scale=sim_time_scale, require_ports=require_ports
+    )
+    return gateway_app(run)
 
-        rig = Rig(config.data_dir.absolute() / "serial" / "by-id", time_scale=sim_time_scale)
-    gateway = Gateway(config, ports=resolve_ports(config, rig))  # a wrong port fails here
+
+def gateway_app(run: GatewayRun) -> web.Application:
+    """The application around ``run``: it starts ``run`` on start-up unless that has been
+    done already (``sensor-gateway run`` starts it before loading this module), and stops
+    it on cleanup, after every WebSocket has been closed with 1001."""
+    gateway, rig, config = run.gateway, run.rig, run.config
     app = serving_app(gateway, config)  # the streams and the REST shared with a relay
     app[GATEWAY] = gateway
     app[SIMULATED] = rig is not None
@@ -86,18 +71,11 @@ def build_app(
         add_simulator_routes(app, rig)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        if rig is not None:
-            await rig.start()
+        await run.start()
         try:
-            await gateway.restore()  # alerts and dismissals back before any client
-            await gateway.open_ports(require=require_ports)
-            await gateway.start()
             yield
         finally:
-            await gateway.stop()
-            if rig is not None:
-                await rig.stop()
+            await run.stop()
 
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(probes_context(gateway))  # after the gateway has started

@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
-from gateway.api.server import resolve_ports
 from gateway.service import Gateway
+from gateway.startup import resolve_ports
 from simulators.rig import Rig
 from tests.gateway.conftest import fast_config, pin
 from tests.helpers import until

@@ -12,9 +12,9 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from gateway.api.server import resolve_ports
 from gateway.config import load_config
 from gateway.service import Gateway
+from gateway.startup import resolve_ports
 from simulators.rig import Rig
 from tests.helpers import until
 from tests.mqtt.conftest import GATEWAY_CONFIG, Broker, subscriber
