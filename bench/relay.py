@@ -23,8 +23,6 @@ import asyncio
 import base64
 import contextlib
 import os
-import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -41,6 +39,7 @@ from bench import Report, markdown_table, procstat
 from bench.baselines.common import SENSOR_DATA
 from bench.fanout_procs import child_env
 from bench.gateway_process import stop
+from bench.loopback import Broker, mosquitto_installed
 from gateway.alerts.store import Store
 from gateway.api.frames import stamp
 from gateway.config import MqttConfig
@@ -50,7 +49,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SCALING = ROOT / "docs" / "scaling.md"
 BEGIN, END = "<!-- bench:relay begin -->", "<!-- bench:relay end -->"
 INTERVAL = 0.5  # s between one gateway's sensor_updates, and between the floor's broadcasts
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 @dataclass(slots=True)
@@ -82,11 +80,13 @@ async def run(
     *, iterations: int | None = None, quick: bool = False, out: Path | None = None
 ) -> Report:
     plan = QUICK if quick else FULL
-    if not shutil.which(MOSQUITTO):
+    if not mosquitto_installed():
         return Report("### Relay\n\nSkipped: mosquitto is not installed.")
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
         async with contextlib.AsyncExitStack() as stack:
-            broker = await stack.enter_async_context(_process(_broker(Path(tmp))))
+            broker = Broker(Path(tmp) / "broker")
+            await broker.start()
+            stack.push_async_callback(broker.stop)
             relay = await stack.enter_async_context(_process(_relay(Path(tmp), broker.port)))
             floor = await stack.enter_async_context(_process(_floor()))
             row = await _measure(plan, broker.port, relay, floor)
@@ -215,30 +215,6 @@ async def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 # the processes ---------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _broker(tmp: Path) -> Child:
-    port = _free_port()
-    config = tmp / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest none\n")
-    proc = await asyncio.create_subprocess_exec(
-        MOSQUITTO, "-c", str(config), preexec_fn=procstat.die_with_parent,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    async with asyncio.timeout(10):
-        while True:
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                return Child(proc, port=port)
-            await asyncio.sleep(0.05)
 
 
 async def _relay(tmp: Path, broker_port: int) -> Child:

@@ -28,8 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import re
-import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -40,14 +38,13 @@ from typing import Any
 
 import aiohttp
 
-from bench import gateway_process, procstat, soak_report
+from bench import gateway_process, loopback, procstat, soak_report
 from bench.fanout_procs import child_env
 from bench.soak_watch import Crowd, Sample, Uplink, sampler, subscriber, visitor
 from gateway.service import DB_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "bench" / "soak"
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 CLIENTS = 200
 RESERVOIR = "EMBALSE_01"
 #: The pH the excursions go to (over warning_high 8.5), and back to.
@@ -181,42 +178,8 @@ async def periodically(
 # the processes ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Broker:
-    """Mosquitto on a fixed port, with persistence (a subscriber's session outlives a restart)."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.config = tmp / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nlog_dest none\n"
-            f"persistence true\npersistence_location {tmp}/\n"
-        )
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            MOSQUITTO, "-c", str(self.config), preexec_fn=procstat.die_with_parent,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        async with asyncio.timeout(10):
-            while True:
-                with contextlib.suppress(OSError):
-                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                    writer.close()
-                    return
-                await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            await gateway_process.stop(self.proc)
-        self.proc = None
+class Broker(loopback.Broker):
+    """The site's broker, which the campaign stops for a while now and then."""
 
     async def outage(self, campaign: Campaign) -> None:
         await self.stop()
@@ -345,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.minutes < 2:
         parser.error("--minutes: at least 2 (the faults need a minute or two to come round)")
-    if not Path(MOSQUITTO).exists():
-        parser.error(f"mosquitto is not installed ({MOSQUITTO}): make system-deps")
+    if not loopback.mosquitto_installed():
+        parser.error(f"mosquitto is not installed ({loopback.MOSQUITTO}): make system-deps")
     results = asyncio.run(run(args.minutes, args.out, args.every))
     print(soak_report.summary(results))
     return 0

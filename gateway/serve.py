@@ -72,7 +72,8 @@ async def serve(
             from gateway.api.server import gateway_app  # loaded: nothing left to do here
 
             app = gateway_app(run)
-            mode = "simulated devices" if simulate else f"{len(config.buses)} serial buses"
+            buses = len(config.buses)
+            mode = "simulated devices" if simulate else f"{buses} bus{'es' if buses != 1 else ''}"
             banner = f"{config.reservoir_id} on {{url}} ({mode})"
             return await _serve_until(app, config, banner, stop, gateway=run.gateway, reread=reread)
         finally:

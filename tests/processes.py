@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import errno
-import random
 import signal
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-#: Below Linux's ephemeral range (32768-60999): a port chosen here is never taken, between
-#: choosing it and listening on it, by an outgoing connection of another test.
-PORTS = range(20000, 32000)
+from bench.loopback import free_port
 
-
-def free_port() -> int:
-    """A loopback port nothing listens on now (IPv4 and IPv6), for a process to listen on."""
-    while True:
-        port = random.choice(PORTS)
-        if all(_bindable(family, host, port) for family, host in LOOPBACK):
-            return port
-
-
-LOOPBACK = ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"))
-
-
-def _bindable(family: socket.AddressFamily, host: str, port: int) -> bool:
-    """False only if something holds the port (a host without IPv6 does not count)."""
-    try:
-        with socket.socket(family) as probe:
-            probe.bind((host, port))
-    except OSError as exc:
-        return exc.errno != errno.EADDRINUSE
-    return True
+__all__ = ["GatewayProcess", "free_port"]
 
 
 class GatewayProcess:

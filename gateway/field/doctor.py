@@ -300,7 +300,8 @@ async def check_broker(url: str) -> Check:
     port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
     what = f"mqtt broker {host}:{port}"
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), NETWORK_TIMEOUT)
+        async with asyncio.timeout(NETWORK_TIMEOUT):
+            _, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError) as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
         return Check(

@@ -99,7 +99,8 @@ class Probes:
         driver = self.sensor(measurement)
         if driver is not None:
             try:
-                state = await asyncio.wait_for(driver.calibration(), QUERY_TIMEOUT)
+                async with asyncio.timeout(QUERY_TIMEOUT):
+                    state = await driver.calibration()
                 entry["calibration"] = state.as_dict()
             except (DriverError, TimeoutError) as exc:
                 entry["error"] = str(exc) or "no answer"
@@ -137,7 +138,8 @@ class Probes:
 
 async def _ask(call: Callable[[], Any]) -> ezo.Calibration:
     try:
-        result: ezo.Calibration = await asyncio.wait_for(call(), QUERY_TIMEOUT)
+        async with asyncio.timeout(QUERY_TIMEOUT):
+            result: ezo.Calibration = await call()
     except EzoUnknownCommand as exc:
         command = str(exc).split(":", 1)[0]
         detail = (

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.support import REPO, GatewayProcess, free_port, gaps, new_page, require_browser
+from bench.loopback import Broker, mosquitto_installed
+from tests.browser.support import REPO, GatewayProcess, gaps, new_page, require_browser
 
 require_browser()
 
 from playwright.sync_api import Browser, Page, Route  # noqa: E402
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-if not Path(MOSQUITTO).exists():
+if not mosquitto_installed():
     pytest.skip("mosquitto is not installed (.ci/run installs it)", allow_module_level=True)
 
 STATIC = REPO / "gateway" / "static"
@@ -56,15 +55,11 @@ def _listening(port: int, timeout: float = 5.0) -> None:
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory = tmp_path_factory.mktemp("broker")
-    port = free_port()
-    (directory / "mosquitto.conf").write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest none\n"
-    )
-    process = subprocess.Popen([MOSQUITTO, "-c", str(directory / "mosquitto.conf")])
+    broker = Broker(tmp_path_factory.mktemp("broker"))
+    process = subprocess.Popen(broker.argv)  # the sync API's thread: no event loop here
     try:
-        _listening(port)
-        yield f"mqtt://127.0.0.1:{port}"
+        _listening(broker.port)
+        yield broker.url
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(5)

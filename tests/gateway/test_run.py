@@ -113,9 +113,8 @@ async def test_check_config_prints_the_normalized_config(tmp_path: Path) -> None
     assert '"poll_interval": 0.05' in out
 
 
-async def test_with_require_ports_a_port_that_cannot_be_opened_exits_2_naming_it(
-    tmp_path: Path,
-) -> None:
+def one_missing_probe(tmp_path: Path) -> Path:
+    """A config whose one bus is a pH circuit on a port that does not exist."""
     path = tmp_path / "gateway.toml"
     path.write_text(
         f"""
@@ -128,6 +127,29 @@ protocol = "ezo"
   measurement = "ph"
 """
     )
+    return path
+
+
+async def test_a_port_that_cannot_be_opened_leaves_its_bus_down_and_the_gateway_up(
+    tmp_path: Path,
+) -> None:
+    process = await gateway(
+        "run", "-c", str(one_missing_probe(tmp_path)), "--port", "0", cwd=tmp_path
+    )
+    assert process.stdout is not None
+    banner = (await asyncio.wait_for(process.stdout.readline(), 9.0)).decode()
+    process.send_signal(signal.SIGTERM)
+    code, _, err = await finished(process)
+    assert code == 0
+    assert "EMBALSE_01 on http://127.0.0.1:" in banner
+    assert banner.rstrip().endswith("(1 bus)"), banner
+    assert "bus ph-probe: cannot open serial port /dev/serial/by-id/usb-Atlas_missing" in err
+
+
+async def test_with_require_ports_a_port_that_cannot_be_opened_exits_2_naming_it(
+    tmp_path: Path,
+) -> None:
+    path = one_missing_probe(tmp_path)
     code, _, err = await finished(
         await gateway("run", "-c", str(path), "--port", "0", "--require-ports", cwd=tmp_path)
     )

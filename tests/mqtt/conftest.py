@@ -2,60 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import shutil
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
+from bench.loopback import Broker, mosquitto_installed
 from tests.processes import GatewayProcess, free_port
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-if not Path(MOSQUITTO).exists():
+if not mosquitto_installed():
     pytest.skip(
         "mosquitto is not installed (apt-get install mosquitto; .ci/run does it)",
         allow_module_level=True,
     )
 
-
-class Broker:
-    """Mosquitto with persistence, so it can be stopped and started like a real one."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self.config = directory / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {directory}/\n"
-            "log_dest none\nmax_queued_messages 100000\n"
-        )
-        self.process: asyncio.subprocess.Process | None = None
-        self.url = f"mqtt://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            MOSQUITTO, "-c", str(self.config),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        async with asyncio.timeout(5):
-            while True:
-                with contextlib.suppress(OSError):
-                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                    writer.close()
-                    await writer.wait_closed()
-                    return
-                await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(self.process.wait(), 5)
+__all__ = ["Broker"]
 
 
 @pytest.fixture
