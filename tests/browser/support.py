@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.configs import CONDUCTIVITY, PH, TEMPERATURE, WATER_LEVEL, bus, gateway_toml, table
 from tests.processes import free_port
 
 if TYPE_CHECKING:
@@ -66,65 +67,30 @@ def require_browser() -> None:
         )
 
 
-CONFIG = """\
-reservoir_id = "EMBALSE_01"
-data_dir = "{data_dir}"
-
-[server]
-sensor_interval = 0.5
-heartbeat_interval = 5.0
-
-[storage]
-readings_every = 1.0
-
-{auth}
-
-# The four buses of gateway/default.toml, polled faster.
-[[buses]]
-name = "ph-probe"
-port = "sim://ezo-ph"
-protocol = "ezo"
-poll_interval = 0.2
-  [[buses.sensors]]
-  measurement = "ph"
-
-[[buses]]
-name = "ec-probe"
-port = "sim://ezo-ec"
-protocol = "ezo"
-poll_interval = 0.5
-  [[buses.sensors]]
-  measurement = "conductivity"
-
-[[buses]]
-name = "temperature-probe"
-port = "sim://ezo-rtd"
-protocol = "ezo"
-timeout = 0.5
-retries = 0
-poll_interval = 0.5
-  [[buses.sensors]]
-  measurement = "temperature"
-
-[[buses]]
-name = "rs485-1"
-port = "sim://modbus"
-protocol = "modbus-rtu"
-poll_interval = 0.5
-  [[buses.sensors]]
-  measurement = "water_level"
-  unit = 1
-  register = 0
-
-[thresholds.ph]
-warning_high = 8.5
-critical_high = 9.0
-hysteresis = 0.1
-delay = 1
-
-[thresholds.temperature]
-stale_after = 3.0      # a silent probe shows as offline quickly
-"""
+def config_text(data_dir: Path, auth: str) -> str:
+    """The four buses of gateway/default.toml, polled faster; ``auth`` is raw TOML."""
+    return gateway_toml(
+        data_dir,
+        table("server", sensor_interval=0.5, heartbeat_interval=5.0),
+        table("storage", readings_every=1.0),
+        auth,
+        bus("ph-probe", "sim://ezo-ph", "ezo", PH, poll_interval=0.2),
+        bus("ec-probe", "sim://ezo-ec", "ezo", CONDUCTIVITY, poll_interval=0.5),
+        bus(
+            "temperature-probe",
+            "sim://ezo-rtd",
+            "ezo",
+            TEMPERATURE,
+            timeout=0.5,
+            retries=0,
+            poll_interval=0.5,
+        ),
+        bus("rs485-1", "sim://modbus", "modbus-rtu", WATER_LEVEL, poll_interval=0.5),
+        table("thresholds.ph", warning_high=8.5, critical_high=9.0, hysteresis=0.1, delay=1),
+        # a silent probe shows as offline quickly
+        table("thresholds.temperature", stale_after=3.0),
+        reservoir_id="EMBALSE_01",
+    )
 
 
 class GatewayProcess:
@@ -135,7 +101,7 @@ class GatewayProcess:
         self.port = port or free_port()
         self.config = directory / "gateway.toml"
         auth = f'[auth]\njwt_secret = "{jwt_secret}"' if jwt_secret else ""
-        self.config.write_text(CONFIG.format(data_dir=directory / "data", auth=auth))
+        self.config.write_text(config_text(directory / "data", auth))
         self.log = directory / "gateway.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.port}"

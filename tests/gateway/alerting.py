@@ -1,6 +1,7 @@
 """Alerts caused the real way: the simulated probe reads a value, the engine decides.
 
-With FAST_CONFIG's pH bounds (warning 6.0 / 8.5, critical 9.0, delay 1):
+With the pH bounds of tests/gateway/conftest.py's write_config (warning 6.0 / 8.5,
+critical 9.0, delay 1):
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,67 +15,53 @@ from gateway.config import Config, load_config
 from gateway.service import Gateway
 from simulators.control import RIG
 from simulators.rig import Rig
-
-FAST_CONFIG = """
-reservoir_id = "EMBALSE_01"
-data_dir = "{data_dir}"
-
-[server]
-sensor_interval = {sensor_interval}
-heartbeat_interval = {heartbeat_interval}
-history = {history}
-client_queue = 8
-max_message_bytes = 1024
-{server_extra}
-
-[[buses]]
-name = "ph-probe"
-port = "sim://ezo-ph"
-protocol = "ezo"
-timeout = 0.3
-poll_interval = 0.05
-  [[buses.sensors]]
-  measurement = "ph"
-
-[[buses]]
-name = "rs485-1"
-port = "sim://modbus"
-protocol = "modbus-rtu"
-timeout = 0.3
-poll_interval = 0.05
-  [[buses.sensors]]
-  measurement = "water_level"
-  unit = 1
-  register = 0
-
-[thresholds.ph]
-warning_low = 6.0
-warning_high = 8.5
-critical_high = 9.0
-hysteresis = 0.1
-delay = {delay}
-stale_after = {stale_after}
-[thresholds.water_level]
-stale_after = {stale_after}
-
-{extra}
-"""
+from tests.configs import PH, WATER_LEVEL, bus, gateway_toml, table
 
 
-def write_config(tmp_path: Path, **overrides: Any) -> Path:
-    values: dict[str, Any] = {
-        "data_dir": tmp_path / "data",
-        "sensor_interval": 0.1,
-        "heartbeat_interval": 0.25,
-        "history": 5,
-        "stale_after": 5.0,
-        "delay": 1,
-        "server_extra": "",
-        "extra": "",
-    }
-    values.update(overrides)
+def write_config(
+    tmp_path: Path,
+    *,
+    data_dir: Path | None = None,
+    sensor_interval: float = 0.1,
+    heartbeat_interval: float = 0.25,
+    history: int = 5,
+    stale_after: float = 5.0,
+    delay: int = 1,
+    server_extra: str = "",
+    extra: str = "",
+) -> Path:
+    """The fast config: a pH probe and a water level, polled quickly. ``server_extra`` is
+    raw TOML added to [server], ``extra`` raw TOML at the end."""
+    fast = {"timeout": 0.3, "poll_interval": 0.05}
     path = tmp_path / "gateway.toml"
-    path.write_text(textwrap.dedent(FAST_CONFIG.format(**values)))
+    path.write_text(
+        gateway_toml(
+            data_dir or tmp_path / "data",
+            table(
+                "server",
+                sensor_interval=sensor_interval,
+                heartbeat_interval=heartbeat_interval,
+                history=history,
+                client_queue=8,
+                max_message_bytes=1024,
+            )
+            + server_extra,
+            bus("ph-probe", "sim://ezo-ph", "ezo", PH, **fast),
+            bus("rs485-1", "sim://modbus", "modbus-rtu", WATER_LEVEL, **fast),
+            table(
+                "thresholds.ph",
+                warning_low=6.0,
+                warning_high=8.5,
+                critical_high=9.0,
+                hysteresis=0.1,
+                delay=delay,
+                stale_after=stale_after,
+            ),
+            table("thresholds.water_level", stale_after=stale_after),
+            extra,
+            reservoir_id="EMBALSE_01",
+        )
+    )
     return path
 
 
@@ -89,7 +74,7 @@ Client = TestClient[web.Request, web.Application]
 
 @pytest.fixture
 def make_client(aiohttp_client: Callable[..., Any], tmp_path: Path) -> Callable[..., Any]:
-    """Start a simulated gateway (options as in FAST_CONFIG) and return a test client."""
+    """Start a simulated gateway (options as in write_config) and return a test client."""
 
     async def make(server_kwargs: dict[str, Any] | None = None, **overrides: Any) -> Client:
         app = build_app(fast_config(tmp_path, **overrides), simulate=True, sim_time_scale=0.0)

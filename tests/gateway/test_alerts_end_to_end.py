@@ -13,42 +13,23 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse
 
+from tests.configs import PH, WATER_LEVEL, bus, gateway_toml, table
 from tests.helpers import until_true
 from tests.processes import GatewayProcess
 
-CONFIG = """
-data_dir = "{data_dir}"
-[server]
-sensor_interval = 1.0
 
-[[buses]]
-name = "ph-probe"
-port = "sim://ezo-ph"
-protocol = "ezo"
-poll_interval = 0.5
-  [[buses.sensors]]
-  measurement = "ph"
-
-[[buses]]
-name = "rs485-1"
-port = "sim://modbus"
-protocol = "modbus-rtu"
-poll_interval = 0.2
-  [[buses.sensors]]
-  measurement = "water_level"
-  unit = 1
-  register = 0
-
-[thresholds.ph]
-warning_high = 7.0     # the simulated water (pH 7.4) is beyond it from the start
-critical_high = 9.0
-hysteresis = 0.1
-delay = 1              # delay itself is the engine tests' business; here, speed
-
-[thresholds.water_level]
-warning_high = 11.0    # the simulated level (12.5 m) too
-hysteresis = 0.05
-"""
+def config_text(data_dir: Path) -> str:
+    return gateway_toml(
+        data_dir,
+        table("server", sensor_interval=1.0),
+        bus("ph-probe", "sim://ezo-ph", "ezo", PH, poll_interval=0.5),
+        bus("rs485-1", "sim://modbus", "modbus-rtu", WATER_LEVEL, poll_interval=0.2),
+        # the simulated water (pH 7.4) is beyond warning_high from the start; delay itself
+        # is the engine tests' business: here, speed
+        table("thresholds.ph", warning_high=7.0, critical_high=9.0, hysteresis=0.1, delay=1),
+        # the simulated level (12.5 m) too
+        table("thresholds.water_level", warning_high=11.0, hysteresis=0.05),
+    )
 
 
 class Gateway(GatewayProcess):
@@ -62,7 +43,7 @@ class Gateway(GatewayProcess):
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     config = tmp_path / "gateway.toml"
-    config.write_text(CONFIG.format(data_dir=tmp_path / "data"))
+    config.write_text(config_text(tmp_path / "data"))
     running = Gateway(config)
     await running.start()
     yield running

@@ -8,36 +8,22 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
+from tests.configs import PH, bus, entry, gateway_toml, table
 from tests.helpers import until_true
 from tests.notify.servers import SmtpSink
 from tests.processes import GatewayProcess
 
-CONFIG = """
-data_dir = "{data_dir}"
-[server]
-sensor_interval = 1.0
 
-[[buses]]
-name = "ph-probe"
-port = "sim://ezo-ph"
-protocol = "ezo"
-poll_interval = 0.2
-  [[buses.sensors]]
-  measurement = "ph"
-
-[thresholds.ph]
-warning_high = 8.5
-critical_high = 9.0
-hysteresis = 0.1
-
-[[notify]]
-url = "{raised}"
-events = ["raised"]
-
-[[notify]]              # a queue of its own (apprise sends one e-mail per 5.5 s per target)
-url = "{cleared}"
-events = ["cleared"]
-"""
+def config_text(data_dir: Path, raised: str, cleared: str) -> str:
+    return gateway_toml(
+        data_dir,
+        table("server", sensor_interval=1.0),
+        bus("ph-probe", "sim://ezo-ph", "ezo", PH, poll_interval=0.2),
+        table("thresholds.ph", warning_high=8.5, critical_high=9.0, hysteresis=0.1),
+        entry("notify", url=raised, events=["raised"]),
+        # a queue of its own (apprise sends one e-mail per 5.5 s per target)
+        entry("notify", url=cleared, events=["cleared"]),
+    )
 
 
 async def failed(session: ClientSession, url: str, index: int) -> bool:
@@ -49,7 +35,7 @@ async def test_smtp_down_then_back_across_a_kill_9_loses_nothing(tmp_path: Path)
     smtp = SmtpSink()  # not started: the mail server is down
     config = tmp_path / "gateway.toml"
     urls = {"raised": smtp.url(), "cleared": smtp.url(cc="oncall@example.com")}
-    config.write_text(CONFIG.format(data_dir=tmp_path / "data", **urls))
+    config.write_text(config_text(tmp_path / "data", **urls))
     gateway = GatewayProcess(config, args=("--simulate", "--port", "0"))
     await gateway.start()
     try:

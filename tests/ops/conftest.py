@@ -10,41 +10,7 @@ import pytest
 
 from simulators.rig import LINK_NAMES, Rig
 from simulators.world import World
-
-CONFIG = """
-reservoir_id = "EMBALSE_01"
-data_dir = "{data_dir}"
-
-[server]
-sensor_interval = 0.1
-heartbeat_interval = 0.5
-
-[[buses]]
-name = "ph-probe"
-port = "{ph}"
-protocol = "ezo"
-timeout = 0.3
-poll_interval = 0.05
-  [[buses.sensors]]
-  measurement = "ph"
-
-[[buses]]
-name = "ec-probe"
-port = "{ec}"
-protocol = "ezo"
-timeout = 0.3
-poll_interval = 0.05
-  [[buses.sensors]]
-  measurement = "conductivity"
-
-[thresholds.ph]
-warning_low = 6.0
-warning_high = {ph_high}
-delay = 1
-stale_after = 5.0
-[thresholds.conductivity]
-stale_after = 5.0
-"""
+from tests.configs import CONDUCTIVITY, PH, bus, gateway_toml, table
 
 
 @pytest.fixture
@@ -60,16 +26,20 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 
 def write_config(tmp_path: Path, *, ph_high: float = 8.5, text: str | None = None) -> Path:
-    links = tmp_path / "by-id"
+    """A pH and a conductivity probe on the simulator's by-id links (or ``text`` as it is)."""
+    ph, ec = (tmp_path / "by-id" / LINK_NAMES[device] for device in ("ezo-ph", "ezo-ec"))
     path = tmp_path / "gateway.toml"
     path.write_text(
         text
         if text is not None
-        else CONFIG.format(
-            data_dir=tmp_path / "data",
-            ph=links / LINK_NAMES["ezo-ph"],
-            ec=links / LINK_NAMES["ezo-ec"],
-            ph_high=ph_high,
+        else gateway_toml(
+            tmp_path / "data",
+            table("server", sensor_interval=0.1, heartbeat_interval=0.5),
+            bus("ph-probe", ph, "ezo", PH, timeout=0.3, poll_interval=0.05),
+            bus("ec-probe", ec, "ezo", CONDUCTIVITY, timeout=0.3, poll_interval=0.05),
+            table("thresholds.ph", warning_low=6.0, warning_high=ph_high, delay=1, stale_after=5.0),
+            table("thresholds.conductivity", stale_after=5.0),
+            reservoir_id="EMBALSE_01",
         )
     )
     return path
