@@ -16,35 +16,30 @@ from aiohttp import ClientSession, web
 from gateway.backoff import Backoff, seed_schedule
 from gateway.client import GatewayClient, Status
 from gateway.messages import Initial, SensorUpdate, Subscribed
+from tests.configs import WATER_LEVEL, bus, gateway_toml, table
 from tests.helpers import until
 from tests.processes import GatewayProcess, free_port
-
-CONFIG = """
-data_dir = "{data_dir}"
-[server]
-port = {port}
-sensor_interval = 0.2
-heartbeat_interval = 30.0
-{extra}
-[[buses]]
-name = "rs485-1"
-port = "sim://modbus"
-protocol = "modbus-rtu"
-poll_interval = 0.1
-  [[buses.sensors]]
-  measurement = "water_level"
-  unit = 1
-  register = 0
-"""
 
 
 class Gateway(GatewayProcess):
     """A gateway on a fixed port, so it can be stopped and started again at the same URL."""
 
-    def __init__(self, tmp_path: Path, extra: str = "") -> None:
-        port = free_port()
+    def __init__(self, tmp_path: Path, **server: Any) -> None:
+        """``server`` adds keys to the [server] table."""
         config = tmp_path / "gateway.toml"
-        config.write_text(CONFIG.format(data_dir=tmp_path / "data", port=port, extra=extra))
+        config.write_text(
+            gateway_toml(
+                tmp_path / "data",
+                table(
+                    "server",
+                    port=free_port(),
+                    sensor_interval=0.2,
+                    heartbeat_interval=30.0,
+                    **server,
+                ),
+                bus("rs485-1", "sim://modbus", "modbus-rtu", WATER_LEVEL, poll_interval=0.1),
+            )
+        )
         super().__init__(config)
 
 
@@ -136,7 +131,7 @@ async def test_a_restart_in_the_middle(gateway: Gateway) -> None:
 
 
 async def test_falls_back_to_polling_when_websockets_are_refused(tmp_path: Path) -> None:
-    gateway = Gateway(tmp_path, extra="max_connections = 1")
+    gateway = Gateway(tmp_path, max_connections=1)
     await gateway.start()
     try:
         await falls_back_to_polling(gateway.url)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
 
 from bench.loopback import Broker, mosquitto_installed
+from tests.configs import WATER_LEVEL, bus, gateway_toml, table
 from tests.processes import GatewayProcess, free_port
 
 if not mosquitto_installed():
@@ -28,27 +30,20 @@ async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
     await running.stop()
 
 
-GATEWAY_CONFIG = """
-reservoir_id = "{reservoir}"
-data_dir = "{data_dir}"
-[server]
-port = {port}
-sensor_interval = 0.2
-[mqtt]
-url = "{broker}"
-[[buses]]
-name = "rs485-1"
-port = "sim://modbus"
-protocol = "modbus-rtu"
-poll_interval = 0.1
-  [[buses.sensors]]
-  measurement = "water_level"
-  unit = 1
-  register = 0
-[thresholds.water_level]
-warning_high = 11.0    # the simulated level (12.5 m) is beyond it from the start
-hysteresis = 0.05
-"""
+def gateway_config(
+    data_dir: Path, *, port: int, broker: str, reservoir: str = "EMBALSE_01", **mqtt: Any
+) -> str:
+    """A gateway on the simulated water level, publishing to ``broker``; ``mqtt`` adds
+    keys to its [mqtt] table."""
+    return gateway_toml(
+        data_dir,
+        table("server", port=port, sensor_interval=0.2),
+        table("mqtt", url=broker, **mqtt),
+        bus("rs485-1", "sim://modbus", "modbus-rtu", WATER_LEVEL, poll_interval=0.1),
+        # the simulated level (12.5 m) is beyond warning_high from the start
+        table("thresholds.water_level", warning_high=11.0, hysteresis=0.05),
+        reservoir_id=reservoir,
+    )
 
 
 class Gateway(GatewayProcess):
@@ -57,8 +52,8 @@ class Gateway(GatewayProcess):
         self.port = free_port()
         config = directory / "gateway.toml"
         config.write_text(
-            GATEWAY_CONFIG.format(
-                reservoir=reservoir, data_dir=directory / "data", port=self.port, broker=broker.url
+            gateway_config(
+                directory / "data", port=self.port, broker=broker.url, reservoir=reservoir
             )
         )
         super().__init__(config)

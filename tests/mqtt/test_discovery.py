@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from tests.mqtt.conftest import GATEWAY_CONFIG, Broker, subscriber
+from tests.mqtt.conftest import Broker, gateway_config, subscriber
 from tests.processes import GatewayProcess, free_port
 
 TEMPLATE = re.compile(r"\{\{ value_json((?:\.[a-z][a-z0-9_]*)+) \}\}")
@@ -24,11 +24,11 @@ class DiscoveringGateway(GatewayProcess):
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = directory / "gateway.toml"
-        text = GATEWAY_CONFIG.format(
-            reservoir="EMBALSE_01", data_dir=directory / "data", port=self.port, broker=broker.url
+        config.write_text(
+            gateway_config(
+                directory / "data", port=self.port, broker=broker.url, discovery=discovery
+            )
         )
-        flag = "true" if discovery else "false"
-        config.write_text(text.replace("[mqtt]\n", f"[mqtt]\ndiscovery = {flag}\n"))
         super().__init__(config)
 
 

@@ -17,7 +17,7 @@ from gateway.service import Gateway
 from gateway.startup import resolve_ports
 from simulators.rig import Rig
 from tests.helpers import until
-from tests.mqtt.conftest import GATEWAY_CONFIG, Broker, subscriber
+from tests.mqtt.conftest import Broker, gateway_config, subscriber
 from tests.processes import free_port
 
 BASE = "reservoirs/EMBALSE_01"
@@ -46,9 +46,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 
 async def started(kind: type[Gateway], tmp_path: Path, url: str, rig: Rig) -> Gateway:
-    text = GATEWAY_CONFIG.format(
-        reservoir="EMBALSE_01", data_dir=tmp_path / "data", port=free_port(), broker=url
-    )
+    text = gateway_config(tmp_path / "data", port=free_port(), broker=url)
     (tmp_path / "gateway.toml").write_text(text)
     config = load_config(tmp_path / "gateway.toml")
     config.data_dir.mkdir(parents=True, exist_ok=True)
