@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from simulators.modbus_tcp import ModbusTcpDevice, default_tcp_units
+from simulators.world import World
 
 
 async def until(condition: Callable[[], object], timeout: float = 3.0, step: float = 0.01) -> None:
@@ -20,3 +24,19 @@ async def until_true(
     async with asyncio.timeout(timeout):
         while not await probe():  # noqa: ASYNC110 - polls state that has no event of its own
             await asyncio.sleep(step)
+
+
+@asynccontextmanager
+async def modbus_tcp_device(
+    name: str, *, seed: int, **signals: float
+) -> AsyncIterator[ModbusTcpDevice]:
+    """The simulated Modbus TCP device (default_tcp_units, answering at once) on 127.0.0.1,
+    its world's ``signals`` set before it starts; stopped on the way out."""
+    device = ModbusTcpDevice(name, World(seed=seed), default_tcp_units(), time_scale=0.0)
+    for signal, value in signals.items():
+        device.world.signals[signal].set(value)
+    await device.start()
+    try:
+        yield device
+    finally:
+        await device.stop()

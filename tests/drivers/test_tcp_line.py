@@ -18,8 +18,9 @@ from drivers.model import ModbusPoint, Quality
 from drivers.sensors import ModbusBus
 from drivers.tcp_line import TcpLine, parse_address
 from simulators.devices import ModbusBusDevice, SimUnit
-from simulators.modbus_tcp import ModbusTcpDevice, default_tcp_units
+from simulators.modbus_tcp import ModbusTcpDevice
 from simulators.world import World
+from tests.helpers import modbus_tcp_device
 
 POINTS = [
     ModbusPoint("turbidity", 1, 0, "input", "float32"),
@@ -30,13 +31,10 @@ POINTS = [
 
 @pytest.fixture
 async def device() -> AsyncIterator[ModbusTcpDevice]:
-    world = World(seed=5)
-    sim = ModbusTcpDevice("tcp-sim", world, default_tcp_units(), time_scale=0.0)
-    for name, value in {"turbidity": 3.25, "pump": 1.0, "float_switch": 0.0}.items():
-        world.signals[name].set(value)
-    await sim.start()
-    yield sim
-    await sim.stop()
+    async with modbus_tcp_device(
+        "tcp-sim", seed=5, turbidity=3.25, pump=1.0, float_switch=0.0
+    ) as sim:
+        yield sim
 
 
 @pytest.fixture

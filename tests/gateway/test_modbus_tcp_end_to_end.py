@@ -8,45 +8,18 @@ from typing import Any
 
 import pytest
 
-from simulators.modbus_tcp import ModbusTcpDevice, default_tcp_units
-from simulators.world import World
+from simulators.modbus_tcp import ModbusTcpDevice
+from tests.configs import bus
 from tests.gateway.conftest import Client, gateway_of
-
-TCP_BUS = """
-[[buses]]
-name = "plc-1"
-port = "{address}"
-protocol = "modbus-tcp"
-timeout = 0.3
-poll_interval = 0.05
-  [[buses.sensors]]
-  measurement = "turbidity"
-  unit = 1
-  register = 0
-  [[buses.sensors]]
-  measurement = "pump"
-  unit = 2
-  register = 0
-  register_type = "coil"
-  [[buses.sensors]]
-  measurement = "float_switch"
-  unit = 2
-  register = 0
-  register_type = "discrete"
-"""
+from tests.helpers import modbus_tcp_device
 
 
 @pytest.fixture
 async def plc() -> AsyncIterator[ModbusTcpDevice]:
-    world = World(seed=11)
-    device = ModbusTcpDevice("plc", world, default_tcp_units(), time_scale=0.0)
-    for name, value in {"turbidity": 3.25, "pump": 1.0, "float_switch": 0.0}.items():
-        world.signals[name].set(value)
-    await device.start()
-    try:
+    async with modbus_tcp_device(
+        "plc", seed=11, turbidity=3.25, pump=1.0, float_switch=0.0
+    ) as device:
         yield device
-    finally:
-        await device.stop()
 
 
 async def next_update(ws: Any, want: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
@@ -61,7 +34,17 @@ async def next_update(ws: Any, want: Callable[[dict[str, Any]], bool]) -> dict[s
 async def test_modbus_tcp_points_stream_with_the_serial_ones(
     make_client: Callable[..., Any], plc: ModbusTcpDevice
 ) -> None:
-    client: Client = await make_client(extra=TCP_BUS.format(address=plc.port.address))
+    tcp_bus = bus(
+        "plc-1",
+        plc.port.address,
+        "modbus-tcp",
+        {"measurement": "turbidity", "unit": 1, "register": 0},
+        {"measurement": "pump", "unit": 2, "register": 0, "register_type": "coil"},
+        {"measurement": "float_switch", "unit": 2, "register": 0, "register_type": "discrete"},
+        timeout=0.3,
+        poll_interval=0.05,
+    )
+    client: Client = await make_client(extra=tcp_bus)
 
     async with client.ws_connect("/ws/sensors") as ws:
         data = await next_update(ws, lambda d: None not in (d["turbidity"], d["ph"]))

@@ -42,9 +42,10 @@ from drivers.model import ModbusPoint, Quality
 from drivers.sensors import ModbusBus
 from drivers.tcp_line import TcpLine
 from simulators.devices import ModbusBusDevice, SimUnit
-from simulators.modbus_tcp import ModbusTcpDevice, default_tcp_units
+from simulators.modbus_tcp import ModbusTcpDevice
 from simulators.tcp_port import TcpPort
 from simulators.world import World
+from tests.helpers import modbus_tcp_device
 
 REQUESTS: dict[int, type[ModbusPDU]] = {
     1: ReadCoilsRequest,
@@ -221,15 +222,10 @@ async def test_our_driver_reads_a_pymodbus_server(pymodbus_server: str) -> None:
 
 @pytest.fixture
 async def simulator() -> AsyncIterator[ModbusTcpDevice]:
-    world = World(seed=1)
-    device = ModbusTcpDevice("tcp", world, default_tcp_units(), time_scale=0.0)
-    for name, value in {"turbidity": 2.5, "pump": 1.0, "float_switch": 1.0}.items():
-        world.signals[name].set(value)
-    await device.start()
-    try:
+    async with modbus_tcp_device(
+        "tcp", seed=1, turbidity=2.5, pump=1.0, float_switch=1.0
+    ) as device:
         yield device
-    finally:
-        await device.stop()
 
 
 async def test_pymodbus_client_reads_our_simulator(simulator: ModbusTcpDevice) -> None:
