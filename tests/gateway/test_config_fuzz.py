@@ -5,23 +5,16 @@ ConfigError whose lines name a key or the file, never another exception."""
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import load_config
+from tests.config_fuzz import FUZZ, assert_only_config_errors, text, toml_value, values
 
-FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-#: ``path.to.key: message``, or ``<file>: line L, column C: message``.
-PROBLEM = re.compile(r"\S[^\n]*: \S[^\n]*")
 KEYS = {
     "": ["reservoir_id", "data_dir", "nonsense"],
     "server": ["host", "port", "sensor_interval", "heartbeat_interval", "allowed_origins",
@@ -32,37 +25,6 @@ KEYS = {
     "storage": ["readings_every", "retention_days"],
     "thresholds.ph": ["warning_low", "warning_high", "critical_high", "hysteresis", "delay"],
 }  # fmt: skip
-text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30)
-scalars = (
-    st.integers(-(2**70), 2**70)
-    | st.floats()
-    | st.booleans()
-    | text
-    | st.sampled_from(["mqtt://h:1883", "mqtts://", "0", "-1", "1e400", "nan", "EMBALSE_01"])
-)
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3), max_leaves=6)
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return json.dumps(value)  # ints, floats, and strings (JSON's escapes are TOML's)
-
-
-def assert_only_config_errors(load: Any) -> None:
-    problems: list[str] = []
-    try:
-        config = load()
-    except ConfigError as exc:
-        problems = exc.problems or ["(a ConfigError with no problems)"]
-    else:
-        assert isinstance(config, Config)
-    for line in problems:
-        assert PROBLEM.fullmatch(line), line
 
 
 @FUZZ

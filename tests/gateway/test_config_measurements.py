@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.config import ConfigError, dump_config, load_config
-from tests.gateway.test_config_fuzz import FUZZ, toml_value, values
+from gateway.config import ConfigError, dump_config
+from tests.config_fuzz import FUZZ, load, problems, toml_value, values
 
 DO_BUS = """
 [[buses]]
@@ -21,18 +21,6 @@ protocol = "ezo"
   measurement = "dissolved_oxygen"
   circuit = "do"
 """
-
-
-def load(tmp_path: Path, text: str) -> object:
-    path = tmp_path / "site.toml"
-    path.write_text(text)
-    return load_config(path)
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load(tmp_path, text)
-    return caught.value.problems
 
 
 def test_a_measurement_table_and_thresholds_for_a_new_name(tmp_path: Path) -> None:

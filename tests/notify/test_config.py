@@ -3,28 +3,15 @@ The boundary is fuzzed: only ConfigError may come out, naming a key."""
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.config import Config, ConfigError, dump_config, load_config
-
-
-def load(tmp_path: Path, text: str) -> Config:
-    path = tmp_path / "gateway.toml"
-    path.write_text(text)
-    return load_config(path)
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load(tmp_path, text)
-    return caught.value.problems
+from gateway.config import dump_config
+from tests.config_fuzz import FUZZ, assert_only_config_errors, load, problems, toml_value
 
 
 def test_defaults_and_a_full_target(tmp_path: Path) -> None:
@@ -76,7 +63,6 @@ def test_the_dump_hides_the_secrets_of_a_target(tmp_path: Path) -> None:
     assert '"url": "mailto://smtp.example.com"' in dumped
 
 
-PROBLEM = re.compile(r"\S[^\n]*: \S[^\n]*")
 text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
 urls = text | st.sampled_from(
     ["mailto://", "json://", "tgram://", "ntfy://", "mailto://a@b", "json://h:99999/x"]
@@ -96,23 +82,7 @@ tables = st.fixed_dictionaries(
 )
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value != value:
-        return "nan"
-    if isinstance(value, float) and value in (float("inf"), float("-inf")):
-        return "inf" if value > 0 else "-inf"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, str):
-        return '"' + value.encode("unicode_escape").decode().replace('"', '\\"') + '"'
-    return repr(value)
-
-
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@FUZZ
 @given(targets=st.lists(tables, max_size=3))
 def test_any_notify_tables_give_a_config_or_config_error(
     tmp_path: Path, targets: list[dict[str, Any]]
@@ -120,17 +90,12 @@ def test_any_notify_tables_give_a_config_or_config_error(
     lines = []
     for table in targets:
         lines.append("[[notify]]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
     source = "\n".join(lines) + "\n"
     try:
         tomllib.loads(source)
     except tomllib.TOMLDecodeError:
         return  # our encoding of an odd value; the file boundary is fuzzed elsewhere
-    try:
-        config = load(tmp_path, source)
-    except ConfigError as exc:
-        found = exc.problems
-        assert found
-        assert all(PROBLEM.fullmatch(p) for p in found), found
-    else:
+    config = assert_only_config_errors(lambda: load(tmp_path, source))
+    if config is not None:
         assert len(config.notify) == len(targets)
