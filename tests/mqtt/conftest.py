@@ -47,13 +47,17 @@ def gateway_config(
 
 
 class Gateway(GatewayProcess):
-    def __init__(self, directory: Path, broker: Broker, reservoir: str = "EMBALSE_01") -> None:
+    """A gateway process on gateway_config; ``mqtt`` adds keys to its [mqtt] table."""
+
+    def __init__(
+        self, directory: Path, broker: Broker, reservoir: str = "EMBALSE_01", **mqtt: Any
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = directory / "gateway.toml"
         config.write_text(
             gateway_config(
-                directory / "data", port=self.port, broker=broker.url, reservoir=reservoir
+                directory / "data", port=self.port, broker=broker.url, reservoir=reservoir, **mqtt
             )
         )
         super().__init__(config)

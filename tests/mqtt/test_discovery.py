@@ -13,23 +13,9 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from tests.mqtt.conftest import Broker, gateway_config, subscriber
-from tests.processes import GatewayProcess, free_port
+from tests.mqtt.conftest import Broker, Gateway, subscriber
 
 TEMPLATE = re.compile(r"\{\{ value_json((?:\.[a-z][a-z0-9_]*)+) \}\}")
-
-
-class DiscoveringGateway(GatewayProcess):
-    def __init__(self, directory: Path, broker: Broker, discovery: bool) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        config = directory / "gateway.toml"
-        config.write_text(
-            gateway_config(
-                directory / "data", port=self.port, broker=broker.url, discovery=discovery
-            )
-        )
-        super().__init__(config)
 
 
 async def retained(broker: Broker, pattern: str, quiet: float = 0.5) -> dict[str, Any]:
@@ -75,15 +61,15 @@ def apply_template(template: str, payload: bytes) -> Any:
 
 
 @pytest.fixture
-async def discovering(tmp_path: Path, broker: Broker) -> AsyncIterator[DiscoveringGateway]:
-    running = DiscoveringGateway(tmp_path / "gw", broker, discovery=True)
+async def discovering(tmp_path: Path, broker: Broker) -> AsyncIterator[Gateway]:
+    running = Gateway(tmp_path / "gw", broker, discovery=True)
     await running.start()
     yield running
     await running.stop()
 
 
 async def test_discovery_configs_are_retained_and_name_topics_that_carry_values(
-    discovering: DiscoveringGateway, broker: Broker
+    discovering: Gateway, broker: Broker
 ) -> None:
     async with asyncio.timeout(8):
         while not (configs := await retained(broker, "homeassistant/#")):
@@ -110,7 +96,7 @@ async def test_discovery_configs_are_retained_and_name_topics_that_carry_values(
 async def test_without_discovery_nothing_is_published_for_home_assistant(
     tmp_path: Path, broker: Broker
 ) -> None:
-    running = DiscoveringGateway(tmp_path / "gw", broker, discovery=False)
+    running = Gateway(tmp_path / "gw", broker, discovery=False)
     await running.start()
     try:
         await first_on(broker, "reservoirs/EMBALSE_01/sensors")  # it is up and publishing
