@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from simulators.modbus_tcp import ModbusTcpDevice, default_tcp_units
 from simulators.world import World
@@ -24,6 +25,15 @@ async def until_true(
     async with asyncio.timeout(timeout):
         while not await probe():  # noqa: ASYNC110 - polls state that has no event of its own
             await asyncio.sleep(step)
+
+
+async def next_of(ws: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
+    """The next WebSocket message of type ``kind``, skipping others (heartbeats...)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            message: dict[str, Any] = await ws.receive_json()
+            if message["type"] == kind:
+                return message
 
 
 @asynccontextmanager

@@ -11,14 +11,7 @@ from aiohttp import WSMsgType
 
 from tests.gateway.alerting import CRITICAL, WARNING, ZERO, read_ph
 from tests.gateway.conftest import Client, gateway_of
-
-
-async def receive(ws: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            message: dict[str, Any] = await ws.receive_json()
-            if message["type"] == kind:
-                return message
+from tests.helpers import next_of
 
 
 async def test_subscribe_gets_subscribed_then_the_opening(client: Client) -> None:
@@ -27,8 +20,8 @@ async def test_subscribe_gets_subscribed_then_the_opening(client: Client) -> Non
         subscribed = await ws.receive_json(timeout=2)
         initial = await ws.receive_json(timeout=2)
         await ws.send_json({"action": "subscribe", "channel": "sensors"})
-        assert (await receive(ws, "subscribed"))["channel"] == "sensors"
-        update = await receive(ws, "sensor_update")
+        assert (await next_of(ws, "subscribed"))["channel"] == "sensors"
+        update = await next_of(ws, "sensor_update")
     assert subscribed == {**subscribed, "type": "subscribed", "channel": "alerts"}
     assert initial["type"] == "initial"
     assert initial["channel"] == "alerts"
@@ -39,13 +32,13 @@ async def test_subscribe_gets_subscribed_then_the_opening(client: Client) -> Non
 async def test_every_message_on_ws_names_its_channel(client: Client) -> None:
     async with client.ws_connect("/ws") as ws:
         await ws.send_json({"action": "subscribe", "channel": "alerts"})
-        await receive(ws, "initial")
+        await next_of(ws, "initial")
         await read_ph(client, 9.5)
-        update = await receive(ws, "update")
+        update = await next_of(ws, "update")
         await ws.send_json({"action": "ping"})
-        pong = await receive(ws, "pong")
+        pong = await next_of(ws, "pong")
         await ws.send_json({"action": "refresh", "channel": "alerts"})
-        refresh = await receive(ws, "refresh")
+        refresh = await next_of(ws, "refresh")
     assert update["channel"] == "alerts"
     assert update["data"]["critical"] == 1
     assert pong["channel"] is None  # not about any channel, but it says so
@@ -56,9 +49,9 @@ async def test_unsubscribe_stops_the_stream(client: Client) -> None:
     gateway = gateway_of(client)
     async with client.ws_connect("/ws") as ws:
         await ws.send_json({"action": "subscribe", "channel": "alerts"})
-        await receive(ws, "initial")
+        await next_of(ws, "initial")
         await ws.send_json({"action": "unsubscribe", "channel": "alerts"})
-        assert (await receive(ws, "unsubscribed"))["channel"] == "alerts"
+        assert (await next_of(ws, "unsubscribed"))["channel"] == "alerts"
         await read_ph(client, 9.5)
         assert gateway.hub.streams["alerts"].seq == 1  # an update went out to subscribers
         await ws.send_json({"action": "ping"})
@@ -80,9 +73,9 @@ async def test_channel_mistakes_get_an_error_and_the_connection_stays(
 ) -> None:
     async with client.ws_connect("/ws") as ws:
         await ws.send_json(message)
-        error = await receive(ws, "error")
+        error = await next_of(ws, "error")
         await ws.send_json({"action": "ping"})
-        assert (await receive(ws, "pong"))["type"] == "pong"
+        assert (await next_of(ws, "pong"))["type"] == "pong"
     assert error["error"] == code
 
 
@@ -92,7 +85,7 @@ async def test_subscribe_with_since_replays(client: Client) -> None:
     await read_ph(client, 4.0)
     async with client.ws_connect("/ws") as ws:
         await ws.send_json({"action": "subscribe", "channel": "alerts", "since": seq})
-        await receive(ws, "subscribed")
+        await next_of(ws, "subscribed")
         replayed = await ws.receive_json(timeout=2)
     assert replayed["type"] == "update"
     assert replayed["seq"] == seq + 1
@@ -103,7 +96,7 @@ async def test_subscribe_is_not_an_action_of_the_fixed_endpoints(client: Client)
     async with client.ws_connect("/ws/alerts") as ws:
         await ws.receive_json(timeout=2)
         await ws.send_json({"action": "subscribe", "channel": "sensors"})
-        error = await receive(ws, "error")
+        error = await next_of(ws, "error")
     assert error["error"] == "unknown_action"
 
 
@@ -159,5 +152,5 @@ async def test_a_flood_is_limited_without_harming_others(make_client: Callable[.
                 pass
         assert message.data == 1008
         # The calm client kept getting its readings all along.
-        seqs = [(await receive(calm, "sensor_update"))["seq"] for _ in range(3)]
+        seqs = [(await next_of(calm, "sensor_update"))["seq"] for _ in range(3)]
     assert seqs == list(range(seqs[0], seqs[0] + 3))

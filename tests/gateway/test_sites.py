@@ -9,7 +9,7 @@ from gateway.api.hub import Hub
 from gateway.sites import SITES, SitesFeed
 from tests.gateway.alerting import CRITICAL, ZERO, read_ph
 from tests.gateway.conftest import Client, gateway_of
-from tests.gateway.test_channels import receive
+from tests.helpers import next_of
 
 
 class Clock:
@@ -85,18 +85,18 @@ def test_readings_alone_send_the_first_then_at_most_every_interval() -> None:
 async def test_a_gateway_sends_its_one_site_on_subscribe_and_on_new_counts(client: Client) -> None:
     async with client.ws_connect("/ws") as ws:
         await ws.send_json({"action": "subscribe", "channel": "sites"})
-        assert (await receive(ws, "subscribed"))["channel"] == "sites"
-        opening = await receive(ws, "sites")
+        assert (await next_of(ws, "subscribed"))["channel"] == "sites"
+        opening = await next_of(ws, "sites")
         await read_ph(client, 9.5)
         while True:
-            changed = await receive(ws, "sites")
+            changed = await next_of(ws, "sites")
             if changed["data"]["EMBALSE_01"]["summary"] == CRITICAL:
                 break
         read = changed
         while read["data"]["EMBALSE_01"]["last_reading_at"] is None:  # the first reading
-            read = await receive(ws, "sites")
+            read = await next_of(ws, "sites")
         await ws.send_json({"action": "refresh", "channel": "sites"})
-        refresh = await receive(ws, "refresh")
+        refresh = await next_of(ws, "refresh")
     assert opening["channel"] == "sites"
     assert isinstance(opening["seq"], int)
     [site] = opening["data"].values()
@@ -115,7 +115,7 @@ async def test_a_resubscribe_with_since_gets_the_whole_map_again(client: Client)
     async with client.ws_connect("/ws") as ws:
         seq = gateway.hub.streams["sites"].seq
         await ws.send_json({"action": "subscribe", "channel": "sites", "since": seq})
-        opening = await receive(ws, "sites")
+        opening = await next_of(ws, "sites")
     assert opening["seq"] == seq
     assert opening["data"]["EMBALSE_01"]["status"] == "online"
 
@@ -124,11 +124,11 @@ async def test_a_gateway_takes_its_own_sites_channels_by_name(client: Client) ->
     """``sensors:<reservoir_id>`` as on a relay, so one overview page works on both."""
     async with client.ws_connect("/ws") as ws:
         await ws.send_json({"action": "subscribe", "channel": "sensors:EMBALSE_01"})
-        update = await receive(ws, "sensor_update")
+        update = await next_of(ws, "sensor_update")
         await ws.send_json({"action": "subscribe", "channel": "sensors:EMBALSE_02"})
-        error = await receive(ws, "error")
+        error = await next_of(ws, "error")
         await ws.send_json({"action": "subscribe", "channel": "sites:EMBALSE_01"})
-        error_too = await receive(ws, "error")
+        error_too = await next_of(ws, "error")
     assert update["data"]["reservoir_id"] == "EMBALSE_01"
     assert error["error"] == error_too["error"] == "unknown_channel"
     assert "sites" in error["detail"]
@@ -149,7 +149,7 @@ async def test_sites_clients_do_not_hold_up_the_gateway(client: Client) -> None:
     try:
         for ws in sockets:
             await ws.send_json({"action": "subscribe", "channel": "sites"})
-        openings = await asyncio.gather(*(receive(ws, "sites") for ws in sockets))
+        openings = await asyncio.gather(*(next_of(ws, "sites") for ws in sockets))
     finally:
         for ws in sockets:
             await ws.close()

@@ -13,18 +13,9 @@ from aiohttp.test_utils import TestClient
 
 from tests.gateway.alerting import CRITICAL, WARNING, ZERO, active_id, read_ph
 from tests.gateway.conftest import Client, gateway_of
-from tests.helpers import until
+from tests.helpers import next_of, until
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-async def next_of(ws: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
-    """The next message of type ``kind``, skipping others (heartbeats...)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            message: dict[str, Any] = await ws.receive_json()
-            if message["type"] == kind:
-                return message
 
 
 async def test_alerts_initial_on_connect(client: Client) -> None:
