@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from drivers.model import Quality, Reading
 from gateway.alerts.model import Alert, Change, Latch
 from gateway.alerts.store import Store
+from tests.changes import raised, then
 
 
 @pytest.fixture
@@ -20,19 +20,6 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await store.open()
     yield store
     await store.close()
-
-
-def raised(store: Store, measurement: str = "ph", at: float = 100.0) -> Change:
-    alert = Alert(
-        store.new_id(), measurement, "threshold", "high", "warning", "active", 8.7, 8.5, at, at
-    )
-    return Change("raised", alert, at)
-
-
-def then(change: Change, event: str, at: float, **fields: object) -> Change:
-    alert = dataclasses.replace(change.alert, updated_at=at, **fields)  # type: ignore[arg-type]
-    latch = Latch(alert) if event == "dismissed" else None
-    return Change(event, alert, at, latch=latch)  # type: ignore[arg-type]
 
 
 async def reopen(store: Store) -> tuple[Store, list[Alert], list[Latch]]:

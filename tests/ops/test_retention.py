@@ -3,17 +3,17 @@ the MQTT outbox's depth is a metric. On real SQLite files."""
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from gateway.alerts.model import Alert, Change, Latch
+from gateway.alerts.model import Change
 from gateway.alerts.store import Store
 from gateway.alerts.tables import Outgoing
 from gateway.api.metrics import Metrics
+from tests.changes import raised, then
 
 DAY = 86400.0
 NOW = 1000 * DAY
@@ -25,19 +25,6 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await store.open()
     yield store
     await store.close()
-
-
-def raised(store: Store, measurement: str, at: float) -> Change:
-    alert = Alert(
-        store.new_id(), measurement, "threshold", "high", "warning", "active", 8.7, 8.5, at, at
-    )
-    return Change("raised", alert, at)
-
-
-def then(change: Change, event: str, at: float, **fields: object) -> Change:
-    alert = dataclasses.replace(change.alert, updated_at=at, **fields)  # type: ignore[arg-type]
-    latch = Latch(alert) if event == "dismissed" else None
-    return Change(event, alert, at, latch=latch)  # type: ignore[arg-type]
 
 
 def rows(store: Store, sql: str) -> list[tuple[object, ...]]:

@@ -1,0 +1,23 @@
+"""Alert changes as the engine would make them, to write to a store without an engine."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gateway.alerts.model import Alert, Change, Latch
+from gateway.alerts.store import Store
+
+
+def raised(store: Store, measurement: str = "ph", at: float = 100.0) -> Change:
+    """A warning raised at ``at`` (8.7 over a bound of 8.5), with the store's next id."""
+    alert = Alert(
+        store.new_id(), measurement, "threshold", "high", "warning", "active", 8.7, 8.5, at, at
+    )
+    return Change("raised", alert, at)
+
+
+def then(change: Change, event: str, at: float, **fields: object) -> Change:
+    """The next ``event`` of ``change``'s alert at ``at``, with ``fields`` changed."""
+    alert = dataclasses.replace(change.alert, updated_at=at, **fields)  # type: ignore[arg-type]
+    latch = Latch(alert) if event == "dismissed" else None
+    return Change(event, alert, at, latch=latch)  # type: ignore[arg-type]
