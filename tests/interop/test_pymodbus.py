@@ -34,6 +34,7 @@ from drivers.serial_line import SerialLine
 from simulators.devices import ModbusBusDevice, SimUnit
 from simulators.rig import Rig
 from simulators.world import World
+from tests.interop.pymodbus_tasks import settle_request_tasks
 
 DATATYPE = AsyncModbusSerialClient.DATATYPE
 convert_to = AsyncModbusSerialClient.convert_to_registers
@@ -199,17 +200,7 @@ async def pymodbus_server(null_modem: NullModem) -> AsyncIterator[ModbusSerialSe
         yield server
     finally:
         await server.shutdown()  # type: ignore[no-untyped-call]
-        # pymodbus handles each request in a task (run_coroutine_threadsafe); one
-        # may still be in flight when a test ends. Settle those, and only those:
-        # anything else left running is ours, for the leftover-task guard to see.
-        spawned = [
-            t
-            for t in asyncio.all_tasks() - before
-            if t.get_coro().__qualname__.startswith("ServerRequestHandler.")  # type: ignore[union-attr]
-        ]
-        for task in spawned:
-            task.cancel()
-        await asyncio.gather(*spawned, return_exceptions=True)
+        await settle_request_tasks(before)
 
 
 @pytest.fixture

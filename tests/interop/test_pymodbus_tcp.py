@@ -46,6 +46,7 @@ from simulators.modbus_tcp import ModbusTcpDevice
 from simulators.tcp_port import TcpPort
 from simulators.world import World
 from tests.helpers import modbus_tcp_device
+from tests.interop.pymodbus_tasks import settle_request_tasks
 
 REQUESTS: dict[int, type[ModbusPDU]] = {
     1: ReadCoilsRequest,
@@ -183,15 +184,7 @@ async def pymodbus_server() -> AsyncIterator[str]:
         yield f"tcp://127.0.0.1:{port}"
     finally:
         await server.shutdown()  # type: ignore[no-untyped-call]
-        # pymodbus runs each request in a task; settle those, and only those.
-        spawned = [
-            t
-            for t in asyncio.all_tasks() - before
-            if t.get_coro().__qualname__.startswith("ServerRequestHandler.")  # type: ignore[union-attr]
-        ]
-        for task in spawned:
-            task.cancel()
-        await asyncio.gather(*spawned, return_exceptions=True)
+        await settle_request_tasks(before)
 
 
 async def test_our_driver_reads_a_pymodbus_server(pymodbus_server: str) -> None:
