@@ -12,20 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-CONFIG = """
-reservoir_id = "EMBALSE_01"
-data_dir = "{data_dir}"
-
-[server]
-host = "127.0.0.1"
-
-[[buses]]
-name = "ph-probe"
-port = "{port}"
-protocol = "ezo"
-  [[buses.sensors]]
-  measurement = "ph"
-"""
+from tests.configs import PH, bus, gateway_toml, table
 
 
 def run_stderr(tmp_path: Path, *extra: str) -> list[str]:
@@ -33,7 +20,14 @@ def run_stderr(tmp_path: Path, *extra: str) -> list[str]:
     return what it wrote to stderr: its log lines, and a line for each module it
     imported, in the order written."""
     config = tmp_path / "gateway.toml"
-    config.write_text(CONFIG.format(data_dir=tmp_path / "data", port=tmp_path / "no-such-tty"))
+    config.write_text(
+        gateway_toml(
+            tmp_path / "data",
+            table("server", host="127.0.0.1"),
+            bus("ph-probe", tmp_path / "no-such-tty", "ezo", PH),
+            reservoir_id="EMBALSE_01",
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     process = subprocess.Popen(
         [sys.executable, "-X", "importtime", "-m", "gateway", "run", "-c", str(config),

@@ -11,6 +11,7 @@ import stat
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from gateway.field.doctor import check_data_dir, may_read_write
 from simulators.devices import Device, ModbusBusDevice, SimUnit
 from simulators.ezo_device import EzoDevice
 from simulators.world import World
+from tests.configs import CONDUCTIVITY, PH, bus, gateway_toml, table
 from tests.processes import free_port
 
 
@@ -45,18 +47,15 @@ async def devices() -> AsyncIterator[dict[str, Device]]:
         await device.stop()
 
 
-def _bus(name: str, port: str, protocol: str, sensors: list[str]) -> str:
-    table = (
-        f'[[buses]]\nname = "{name}"\nport = "{port}"\nprotocol = "{protocol}"\n'
-        "timeout = 0.1\nretries = 0\n"
-    )
-    return table + "".join(f"  [[buses.sensors]]\n  {s}\n" for s in sensors)
+def _bus(name: str, port: str, protocol: str, *sensors: dict[str, Any]) -> str:
+    return bus(name, port, protocol, *sensors, timeout=0.1, retries=0)
 
 
 def _config(tmp_path: Path, buses: list[str], extra: str = "") -> Path:
     config = tmp_path / "site.toml"
-    head = f'data_dir = "{tmp_path / "data"}"\n[server]\nport = {free_port()}\n{extra}\n'
-    config.write_text(head + "\n".join(buses))
+    config.write_text(
+        gateway_toml(tmp_path / "data", table("server", port=free_port()), extra, *buses)
+    )
     return config
 
 
@@ -76,10 +75,8 @@ async def test_a_healthy_site_has_no_fail_line(
     config = _config(
         tmp_path,
         [
-            _bus("ph-probe", _port(devices["ph"]), "ezo", ['measurement = "ph"']),
-            _bus(
-                "rs485-1", _port(devices["modbus"]), "modbus-rtu", ['measurement = "water_level"']
-            ),
+            _bus("ph-probe", _port(devices["ph"]), "ezo", PH),
+            _bus("rs485-1", _port(devices["modbus"]), "modbus-rtu", {"measurement": "water_level"}),
         ],
     )
     code, lines = await _doctor(config, capsys)
@@ -103,16 +100,17 @@ async def test_each_fault_gives_one_fail_line_saying_what_to_do(
         tmp_path,
         [
             # the EC circuit's port configured as the pH probe
-            _bus("ph-probe", _port(devices["ec"]), "ezo", ['measurement = "ph"']),
-            _bus("ec-probe", locked, "ezo", ['measurement = "conductivity"']),
+            _bus("ph-probe", _port(devices["ec"]), "ezo", PH),
+            _bus("ec-probe", locked, "ezo", CONDUCTIVITY),
             _bus(
                 "rs485-1",
                 _port(devices["modbus"]),
                 "modbus-rtu",
-                ['measurement = "water_level"', 'measurement = "temperature"\n  unit = 5'],
+                {"measurement": "water_level"},
+                {"measurement": "temperature", "unit": 5},
             ),
         ],
-        extra=f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker}"\n',
+        extra=table("mqtt", url=f"mqtt://127.0.0.1:{broker}"),
     )
     code, lines = await _doctor(config, capsys)
     assert code == 1
@@ -136,7 +134,7 @@ async def test_a_held_port_and_a_taken_listening_port_fail(
     port = _port(devices["ph"])
     holder = SerialLine(port)
     await holder.open()
-    config = _config(tmp_path, [_bus("ph-probe", port, "ezo", ['measurement = "ph"'])])
+    config = _config(tmp_path, [_bus("ph-probe", port, "ezo", PH)])
     listening = int(config.read_text().split("port = ", 1)[1].split()[0])
     with socket.create_server(("127.0.0.1", listening)):
         try:
