@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 
 from gateway.alerts.shelves import Shelf, ShelfEvent
 from gateway.alerts.store import Store
-from gateway.alerts.tables import SCHEMA, SCHEMA_VERSION
+from gateway.alerts.tables import SCHEMA_VERSION
 from gateway.api.params import BadInput
 from gateway.api.shelving import MAX_REASON, shelve_request
 from tests.gateway.alerting import simulate
 from tests.gateway.conftest import Client, gateway_of
 from tests.helpers import until
+from tests.stores import database_before
 
 #: 1.2 s: long enough to see that nothing is raised, short enough for a test.
 SHORT = 0.02
@@ -219,12 +220,7 @@ def test_shelve_body_gives_a_request_or_bad_input(body: bytes) -> None:
 
 
 async def test_a_version_2_database_gains_the_shelves(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.sqlite3"
-    old = sqlite3.connect(path)
-    old.executescript(SCHEMA.split("CREATE TABLE IF NOT EXISTS shelves")[0])
-    old.execute("INSERT INTO meta VALUES ('schema_version', '2')")
-    old.commit()
-    old.close()
+    path = database_before(tmp_path / "gateway.sqlite3", "shelves", version=2)
     store = Store(path)
     assert (await store.open()).shelves == []
     shelf = Shelf("ph", 2000.0, "ana", "cleaning", 1000.0)

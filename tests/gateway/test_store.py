@@ -11,7 +11,7 @@ import pytest
 from drivers.model import Quality, Reading
 from gateway.alerts.model import Alert, Change, Latch
 from gateway.alerts.store import Store
-from tests.changes import raised, then
+from tests.stores import raised, then
 
 
 @pytest.fixture

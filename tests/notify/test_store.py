@@ -9,21 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from gateway.alerts.store import Store
-from gateway.alerts.tables import SCHEMA, SCHEMA_VERSION, Notification
+from gateway.alerts.tables import SCHEMA_VERSION, Notification
 from tests.gateway.conftest import Client
 from tests.gateway.test_storage_failure import fill, small_disk  # noqa: F401 - a fixture
 from tests.helpers import until_true
 from tests.notify.servers import Webhook
 from tests.notify.test_delivery import notify
+from tests.stores import database_before
 
 
 async def test_a_version_1_database_gains_the_outbox(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.sqlite3"
-    old = sqlite3.connect(path)
-    old.executescript(SCHEMA.split("CREATE TABLE IF NOT EXISTS notifications")[0])
-    old.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-    old.commit()
-    old.close()
+    path = database_before(tmp_path / "gateway.sqlite3", "notifications", version=1)
     store = Store(path)
     await store.open()
     try:

@@ -13,7 +13,7 @@ from gateway.alerts.model import Change
 from gateway.alerts.store import Store
 from gateway.alerts.tables import Outgoing
 from gateway.api.metrics import Metrics
-from tests.changes import raised, then
+from tests.stores import raised, then
 
 DAY = 86400.0
 NOW = 1000 * DAY

@@ -1,11 +1,16 @@
-"""Alert changes as the engine would make them, to write to a store without an engine."""
+"""What the store tests share: alert changes as the engine would make them (to write to a
+store without an engine), and a database as an older schema version left it."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sqlite3
+from pathlib import Path
 
 from gateway.alerts.model import Alert, Change, Latch
 from gateway.alerts.store import Store
+from gateway.alerts.tables import SCHEMA
 
 
 def raised(store: Store, measurement: str = "ph", at: float = 100.0) -> Change:
@@ -21,3 +26,12 @@ def then(change: Change, event: str, at: float, **fields: object) -> Change:
     alert = dataclasses.replace(change.alert, updated_at=at, **fields)  # type: ignore[arg-type]
     latch = Latch(alert) if event == "dismissed" else None
     return Change(event, alert, at, latch=latch)  # type: ignore[arg-type]
+
+
+def database_before(path: Path, table: str, version: int) -> Path:
+    """A database as schema ``version`` left it: SCHEMA up to the creation of ``table``."""
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.executescript(SCHEMA.split(f"CREATE TABLE IF NOT EXISTS {table}")[0])
+        old.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(version),))
+        old.commit()
+    return path
