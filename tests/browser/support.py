@@ -106,18 +106,24 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.port}"
 
+    #: What the error says did not start; a subclass running another command names it.
+    kind = "gateway"
+
+    def arguments(self) -> list[str]:
+        """The ``sensor-gateway`` command line (a subclass runs another command)."""
+        return ["run", "-c", str(self.config), "--simulate", "--port", str(self.port)]
+
     def start(self, timeout: float = 10.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "run", "-c", str(self.config), "--simulate",
-                 "--port", str(self.port)],
+                [sys.executable, "-m", "gateway", *self.arguments()],
                 cwd=self.directory, env=env, stdout=subprocess.PIPE, stderr=log,
             )  # fmt: skip
         line = self._first_line(timeout)
         if " on " not in line:
             self.stop()
-            raise RuntimeError(f"the gateway did not start: {line!r}\n{self.log_tail()}")
+            raise RuntimeError(f"the {self.kind} did not start: {line!r}\n{self.log_tail()}")
         self.url = line.split(" on ")[1].split()[0]
 
     def _first_line(self, timeout: float) -> str:

@@ -8,11 +8,9 @@ the client then talks to the relay as a dashboard talks to its gateway.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 
 from bench.loopback import Broker, mosquitto_installed
 from tests.browser.support import REPO, GatewayProcess, gaps, new_page, require_browser
+from tests.configs import table
 
 require_browser()
 
@@ -68,26 +67,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 class RelayProcess(GatewayProcess):
     """``sensor-gateway relay`` on its own port, heartbeats every HEARTBEAT s."""
 
+    kind = "relay"
+
     def __init__(self, directory: Path, broker: str) -> None:
         super().__init__(directory)
         self.log = directory / "relay.log"
-        self.config.write_text(
-            f"[server]\nport = {self.port}\nheartbeat_interval = {HEARTBEAT}\n"
-            f'[mqtt]\nurl = "{broker}"\n'
-        )
+        server = table("server", port=self.port, heartbeat_interval=HEARTBEAT)
+        self.config.write_text(server + table("mqtt", url=broker))
 
-    def start(self, timeout: float = 10.0) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "relay", "-c", str(self.config)],
-                cwd=self.directory, env=env, stdout=subprocess.PIPE, stderr=log,
-            )  # fmt: skip
-        line = self._first_line(timeout)
-        if " on " not in line:
-            self.stop()
-            raise RuntimeError(f"the relay did not start: {line!r}\n{self.log_tail()}")
-        self.url = line.split(" on ")[1].split()[0]
+    def arguments(self) -> list[str]:
+        return ["relay", "-c", str(self.config)]
 
 
 @pytest.fixture(scope="module")
