@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,16 +26,7 @@ from drivers.ezo import (
     parse_line,
     reading_value,
 )
-
-
-def splits(raw: bytes) -> list[tuple[bytes, bytes]]:
-    """Every way to cut ``raw`` into two chunks (either may be empty)."""
-    return [(raw[:i], raw[i:]) for i in range(len(raw) + 1)]
-
-
-def chunked(raw: bytes, cuts: list[int]) -> list[bytes]:
-    points = [0, *sorted(c % (len(raw) + 1) for c in cuts), len(raw)]
-    return [raw[a:b] for a, b in itertools.pairwise(points)]
+from tests.drivers.cuts import chunked, splits
 
 
 def run(command: str, raw: bytes) -> Reply:

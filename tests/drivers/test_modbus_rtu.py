@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import struct
 
@@ -26,22 +25,13 @@ from drivers.modbus_rtu import (
     reply_length,
     with_crc,
 )
+from tests.drivers.cuts import chunked, splits
 
 # A hand-built reply: unit 1, FC 3, 4 data bytes, registers 0x1234 0xABCD.
 REPLY_BODY = bytes.fromhex("01 03 04 12 34 AB CD")
 REPLY = with_crc(REPLY_BODY)
 REPLY_REQUEST = ReadRequest(1, 3, 0, 2)
 REPLY_REGISTERS = (0x1234, 0xABCD)
-
-
-def splits(raw: bytes) -> list[tuple[bytes, bytes]]:
-    """Every way to cut ``raw`` into two chunks (either may be empty)."""
-    return [(raw[:i], raw[i:]) for i in range(len(raw) + 1)]
-
-
-def chunked(raw: bytes, cuts: list[int]) -> list[bytes]:
-    points = [0, *sorted(c % (len(raw) + 1) for c in cuts), len(raw)]
-    return [raw[a:b] for a, b in itertools.pairwise(points)]
 
 
 def feed_until_result(decoder: ResponseDecoder, chunks: list[bytes]) -> ReadResponse:
