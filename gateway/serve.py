@@ -65,7 +65,8 @@ async def serve(
             try:
                 await run.start()
             except PortDisconnected as exc:
-                return _cannot_open(exc)
+                print(f"{PROG}: cannot open serial port {exc.port}: {exc.reason}", file=sys.stderr)
+                return EXIT_PORT
             # The event loop goes on serving the buses (and, simulating, the devices) while
             # the import runs; the import takes the GIL in turns of 5 ms at most.
             await asyncio.to_thread(importlib.import_module, "gateway.api.server")
@@ -109,11 +110,7 @@ async def _serve_until(
     _raise_file_limit()
     systemd = sdnotify.Notifier.from_environ()
     runner = web.AppRunner(app, handle_signals=False)
-    try:
-        await runner.setup()
-    except PortDisconnected as exc:
-        await runner.cleanup()
-        return _cannot_open(exc)
+    await runner.setup()  # a gateway's buses have started already (serve)
     manager = ServiceManager(systemd, gateway, reread)
     try:
         # A deep accept queue: after a restart every screen reconnects at once (aiohttp's
@@ -137,11 +134,6 @@ async def _serve_until(
         await manager.stop()
         await runner.cleanup()
         systemd.close()
-
-
-def _cannot_open(exc: PortDisconnected) -> int:
-    print(f"{PROG}: cannot open serial port {exc.port}: {exc.reason}", file=sys.stderr)
-    return EXIT_PORT
 
 
 async def simulate(control_port: int, link_dir: Path, *, fast: bool = False) -> int:

@@ -32,6 +32,7 @@ CLOSE_NORMAL = 1000
 #: Close codes an endpoint may send (RFC 6455 7.4.1; 1005, 1006 and 1015 never go out).
 SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
 CLOSE_TOKEN_EXPIRED = 4001
+PING = ping_frame()  # the heartbeat sweep's, the same bytes for every client
 
 
 def _kind(stream: str) -> str:
@@ -313,9 +314,3 @@ class Connection:
             if self.transport.is_closing() and self not in self.connections:
                 self.gone.set_result(None)
         return self.gone
-
-
-#: The open connections, for the connection cap, the heartbeat and the close on shutdown.
-
-
-PING = ping_frame()

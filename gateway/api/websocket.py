@@ -16,14 +16,15 @@ heartbeat sweep and the close on shutdown. What a client's frame means is decide
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import resource
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from gateway import supervise
 from gateway.api import params, takeover
 from gateway.api.auth import (
     CLAIMS,
@@ -174,16 +175,6 @@ async def heartbeat(app: web.Application) -> None:
                 connection.transport.abort()
 
 
-async def _heartbeat_forever(app: web.Application) -> None:
-    """The sweep, restarted (with its traceback logged) should a round ever fail."""
-    while True:
-        try:
-            await heartbeat(app)
-        except Exception:
-            log.exception("[WebSocket] the heartbeat sweep failed; restarting it")
-            await asyncio.sleep(MIN_PING_INTERVAL)
-
-
 async def close_all(app: web.Application) -> None:
     """On shutdown: every client gets 1001 (going away), all at once. Each leaves the hub
     first, so no broadcast is written after its Close frame."""
@@ -218,11 +209,10 @@ def streaming_app(backend: Backend, config: Config) -> web.Application:
         app[STOPPING].set()
 
     async def pinging(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_heartbeat_forever(app), name="ws.heartbeat")
+        # Restarted, its traceback logged, should a round ever fail.
+        task = supervise.start("ws.heartbeat", partial(heartbeat, app), logger=log)
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await supervise.cancel([task])
 
     app.on_shutdown.append(stopping)
     app.on_shutdown.append(close_all)
