@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from simulators.modbus_tcp import ModbusTcpDevice, default_tcp_units
 from simulators.world import World
@@ -36,6 +36,25 @@ async def next_of(ws: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
                 return message
 
 
+class Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+D = TypeVar("D", bound=Startable)
+
+
+@asynccontextmanager
+async def running(device: D) -> AsyncIterator[D]:
+    """A simulated device, started, and stopped on the way out whatever happened."""
+    await device.start()
+    try:
+        yield device
+    finally:
+        await device.stop()
+
+
 @asynccontextmanager
 async def modbus_tcp_device(
     name: str, *, seed: int, **signals: float
@@ -45,8 +64,5 @@ async def modbus_tcp_device(
     device = ModbusTcpDevice(name, World(seed=seed), default_tcp_units(), time_scale=0.0)
     for signal, value in signals.items():
         device.world.signals[signal].set(value)
-    await device.start()
-    try:
+    async with running(device):
         yield device
-    finally:
-        await device.stop()

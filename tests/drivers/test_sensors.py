@@ -17,6 +17,7 @@ from drivers.serial_line import SerialLine
 from simulators.devices import ModbusBusDevice, SimUnit
 from simulators.ezo_device import EzoDevice
 from simulators.rig import Rig
+from tests.helpers import running
 
 FAST = {"timeout": 0.15, "retries": 2, "reconnect_min": 0.05, "reconnect_max": 0.2}
 
@@ -178,12 +179,9 @@ async def test_ezo_falls_back_to_t_then_r_when_rt_is_unknown(
     rig: Rig, lines: Callable[..., SerialLine], tmp_path: Path
 ) -> None:
     device = OldFirmwarePh("old-ph", "pH", rig.world, link=tmp_path / "old-ph", time_scale=0.0)
-    await device.start()
-    try:
+    async with running(device):
         sensor = ezo_sensor(lines(device.port.address), "ph", temperature=lambda: 9.5)
         first, second = (await sensor.read())[0], (await sensor.read())[0]
-    finally:
-        await device.stop()
     assert first.good
     assert second.good
     assert device.commands.count("RT,9.50") == 1  # asked once, then remembered
@@ -247,8 +245,7 @@ async def test_ezo_a_circuit_that_stops_taking_rt_after_a_restart_is_read_with_t
     rig: Rig, lines: Callable[..., SerialLine], tmp_path: Path
 ) -> None:
     device = ReflashedPh("re-ph", "pH", rig.world, link=tmp_path / "re-ph", time_scale=0.0)
-    await device.start()
-    try:
+    async with running(device):
         sensor = ezo_sensor(lines(device.port.address), "ph", temperature=lambda: 9.5)
         assert (await sensor.read())[0].good  # RT answered
         device.reboot("*RE")
@@ -257,8 +254,6 @@ async def test_ezo_a_circuit_that_stops_taking_rt_after_a_restart_is_read_with_t
         refused = (await sensor.read())[0]  # the start-up write with R and RT in it
         del device.commands[:]
         recovered = (await sensor.read())[0]
-    finally:
-        await device.stop()
     assert refused.quality is Quality.DEVICE_ERROR
     assert "RT,9.50" in refused.detail
     assert recovered.good
@@ -279,15 +274,12 @@ async def test_ezo_restart_in_the_middle_of_a_reply(
             return super()._respond(line)
 
     device = RebootsOnRead("rb", "pH", rig.world, link=tmp_path / "rb", time_scale=0.0)
-    await device.start()
-    try:
+    async with running(device):
         sensor = ezo_sensor(lines(device.port.address), "ph")
         assert (await sensor.read())[0].good
         device.armed = True
         interrupted = (await sensor.read())[0]
         recovered = (await sensor.read())[0]
-    finally:
-        await device.stop()
     assert interrupted.quality is Quality.DEVICE_ERROR
     assert interrupted.value is None
     assert recovered.good
@@ -530,12 +522,9 @@ async def test_busy_is_retried_and_never_a_value(
         time_scale=0.0,
     )
     device.busy_replies = busy
-    await device.start()
-    try:
+    async with running(device):
         bus = ModbusBus(lines(device.port.address), [ModbusPoint("water_level", 1, 0)])
         [reading] = await bus.read()
-    finally:
-        await device.stop()
     assert reading.good is good
     if good:
         assert reading.value == pytest.approx(12.5)

@@ -34,6 +34,7 @@ from drivers.serial_line import SerialLine
 from simulators.devices import ModbusBusDevice, SimUnit
 from simulators.rig import Rig
 from simulators.world import World
+from tests.helpers import running
 from tests.interop.pymodbus_tasks import settle_request_tasks
 
 DATATYPE = AsyncModbusSerialClient.DATATYPE
@@ -407,11 +408,8 @@ async def float_orders_device() -> AsyncIterator[ModbusBusDevice]:
         for i, ((word_order, byte_order), _) in enumerate(FLOAT_ORDERS.values())
     ]
     device = ModbusBusDevice("modbus-orders", world, [SimUnit(3, "orders", points)], time_scale=0)
-    await device.start()
-    try:
+    async with running(device):
         yield device
-    finally:
-        await device.stop()
 
 
 @pytest.mark.parametrize("order", list(FLOAT_ORDERS))
