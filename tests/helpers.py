@@ -36,6 +36,16 @@ async def next_of(ws: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
                 return message
 
 
+async def next_news(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
+    """The next WebSocket message that is not a heartbeat: heartbeats come on their own
+    clock (every 0.25 s in the fast test config), so any two messages may have one between."""
+    async with asyncio.timeout(timeout):
+        while True:
+            message: dict[str, Any] = await ws.receive_json()
+            if message["type"] != "heartbeat":
+                return message
+
+
 class Startable(Protocol):
     async def start(self) -> None: ...
 

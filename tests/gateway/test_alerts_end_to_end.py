@@ -14,7 +14,7 @@ import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse
 
 from tests.configs import PH, WATER_LEVEL, bus, gateway_toml, table
-from tests.helpers import until_true
+from tests.helpers import next_news, until_true
 from tests.processes import GatewayProcess
 
 
@@ -78,9 +78,7 @@ async def test_alert_raised_dismissed_and_restored_after_kill_9(gateway: Gateway
                 gateway.url + "/alerts/dismiss", json={"alert_id": level_id}
             )
             assert response.status == 200
-            dismissed = await ws.receive_json(timeout=5)
-            while dismissed["type"] == "heartbeat":
-                dismissed = await ws.receive_json(timeout=5)
+            dismissed = await next_news(ws)
             assert dismissed == {**dismissed, "type": "dismissed", "alert_id": level_id}
             update = await counts(ws, {"total": 1})
             assert update["seq"] == dismissed["seq"] + 1

@@ -15,13 +15,7 @@ from gateway.broadcast import (
 )
 from tests.gateway.alerting import CRITICAL, WARNING, ZERO, active_id, unplug_ph
 from tests.gateway.conftest import Client, gateway_of
-
-
-async def next_of(ws: Any, kind: str) -> dict[str, Any]:
-    while (message := await ws.receive_json(timeout=3))["type"] != kind:
-        pass
-    result: dict[str, Any] = message
-    return result
+from tests.helpers import next_of
 
 
 async def rest_counts(client: Client) -> tuple[dict[str, int], list[dict[str, Any]]]:

@@ -9,7 +9,7 @@ import pytest
 
 from simulators.control import RIG
 from tests.gateway.conftest import Client, gateway_of
-from tests.helpers import until
+from tests.helpers import next_news, next_of, until
 
 
 @pytest.fixture
@@ -63,8 +63,8 @@ async def test_dismiss_publishes_dismissed_then_update(alert_client: Client) -> 
         response = await alert_client.post("/alerts/dismiss", json={"alert_id": "EMBALSE_01-1"})
         assert response.status == 200
         assert await response.json() == {"alert_id": "EMBALSE_01-1", "dismissed": True}
-        dismissed = await ws.receive_json(timeout=2)
-        update = await ws.receive_json(timeout=2)
+        dismissed = await next_news(ws)
+        update = await next_news(ws)
     assert dismissed["type"] == "dismissed"
     assert dismissed["alert_id"] == "EMBALSE_01-1"
     assert update["type"] == "update"
@@ -100,9 +100,8 @@ async def test_dismiss_unknown_is_404(client: Client) -> None:
 async def test_sensors_latest_is_the_last_sensor_update(client: Client) -> None:
     async with client.ws_connect("/ws/sensors") as ws:
         await ws.receive_json(timeout=2)
-        update = await ws.receive_json(timeout=2)
+        update = await next_of(ws, "sensor_update")  # heartbeats come between (0.25 s)
         latest = await (await client.get("/api/sensors/latest")).json()
-    assert update["type"] == "sensor_update"
     assert set(latest) == set(update["data"])
     assert latest["reservoir_id"] == "EMBALSE_01"
 

@@ -20,19 +20,11 @@ from gateway.api.params import BadInput
 from gateway.api.shelving import MAX_REASON, shelve_request
 from tests.gateway.alerting import simulate
 from tests.gateway.conftest import Client, gateway_of
-from tests.helpers import until
+from tests.helpers import next_news, until
 from tests.stores import database_before
 
 #: 1.2 s: long enough to see that nothing is raised, short enough for a test.
 SHORT = 0.02
-
-
-async def next_news(ws: Any) -> dict[str, Any]:
-    """The next message that is not a heartbeat."""
-    while True:
-        message: dict[str, Any] = await ws.receive_json(timeout=5)
-        if message["type"] != "heartbeat":
-            return message
 
 
 async def counted(ws: Any, total: int) -> dict[str, Any]:

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientWebSocketResponse
 
 from gateway.alerts.store import StorageHealth, StoreWriteError
 from tests.gateway.conftest import Client, gateway_of
-from tests.helpers import until, until_true
+from tests.helpers import next_of, until, until_true
 
 RETRY = "[storage]\nretry_interval = 0.1\n"
 
@@ -67,13 +66,6 @@ def _write_until_refused(fd: int) -> int | None:
         return exc.errno
 
 
-async def next_update(ws: ClientWebSocketResponse) -> dict[str, Any]:
-    while True:
-        message: dict[str, Any] = await ws.receive_json(timeout=3.0)
-        if message["type"] == "update":
-            return message
-
-
 async def storage_state(client: Client) -> str:
     health = await (await client.get("/healthz")).json()
     state: str = health["storage"]["state"]
@@ -92,7 +84,7 @@ async def test_a_full_disk_loses_no_alert(
     ballast = fill(small_disk)
 
     await client.put("/api/simulator/ph", json={"value": 9.5})  # beyond critical_high
-    raised = await next_update(ws)  # heard at once, though the disk refused it
+    raised = await next_of(ws, "update")  # heard at once, though the disk refused it
     assert (raised["seq"], raised["data"]["critical"]) == (initial["seq"] + 1, 1)
     (alert,) = await (await client.get("/api/alerts")).json()
     assert (alert["measurement"], alert["severity"]) == ("ph", "critical")
@@ -103,7 +95,7 @@ async def test_a_full_disk_loses_no_alert(
     assert health["storage"]["held_alert_changes"] == 1
 
     await client.put("/api/simulator/ph", json={"value": 7.25})  # a later event, same alert
-    cleared = await next_update(ws)
+    cleared = await next_of(ws, "update")
     assert (cleared["seq"], cleared["data"]["total"]) == (raised["seq"] + 1, 0)
     await until(lambda: gateway_of(client).store.health.failures >= 5)  # retried, and again
     metrics = (await (await client.get("/metrics")).text()).splitlines()

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.gateway.alerting import CRITICAL, WARNING, ZERO, active_id, read_ph
 from tests.gateway.conftest import Client, gateway_of
-from tests.helpers import next_of, until
+from tests.helpers import next_news, next_of, until
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -146,7 +146,7 @@ async def test_since_up_to_date_sends_nothing_old(client: Client) -> None:
     assert latest > 0
     async with client.ws_connect(f"/ws/alerts?since={latest}") as ws:
         await ws.send_json({"action": "ping"})
-        first = await ws.receive_json(timeout=2)
+        first = await next_news(ws)
     assert first["type"] == "pong"  # no initial: the client is up to date
 
 

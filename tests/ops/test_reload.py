@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, ClientWebSocketResponse
+from aiohttp import ClientSession
 
 from gateway.api.server import GATEWAY, build_app
 from gateway.config import load_config
 from simulators.rig import Rig
-from tests.helpers import until, until_true
+from tests.helpers import next_of, until, until_true
 from tests.ops.conftest import write_config
 from tests.processes import GatewayProcess
 
@@ -27,14 +27,6 @@ async def gateway(rig: Rig, tmp_path: Path) -> AsyncIterator[GatewayProcess]:
     await process.start()
     yield process
     await process.stop()
-
-
-async def next_update(ws: ClientWebSocketResponse) -> dict[str, Any]:
-    """The next `update` on /ws/alerts (heartbeats and the like skipped)."""
-    while True:
-        message: dict[str, Any] = await ws.receive_json(timeout=5)
-        if message["type"] == "update":
-            return message
 
 
 async def reloads(session: ClientSession, url: str, result: str) -> float:
@@ -59,7 +51,7 @@ async def test_sighup_applies_a_threshold_to_a_connected_client_and_a_bad_file_c
 
         write_config(tmp_path, ph_high=7.0)
         gateway.process.send_signal(signal.SIGHUP)
-        update = await next_update(ws)  # the same connection: no reconnect
+        update = await next_of(ws, "update", timeout=5.0)  # the same connection: no reconnect
         assert update["data"]["warning"] == 1
         async with session.get(url + "/api/alerts") as response:
             [alert] = await response.json()
