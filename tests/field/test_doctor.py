@@ -48,7 +48,9 @@ async def devices() -> AsyncIterator[dict[str, Device]]:
 
 
 def _bus(name: str, port: str, protocol: str, *sensors: dict[str, Any]) -> str:
-    return bus(name, port, protocol, *sensors, timeout=0.1, retries=0)
+    # 0.5 s: a device that answers does so in milliseconds; the margin is for a loaded
+    # machine (only the dead unit's check waits it out).
+    return bus(name, port, protocol, *sensors, timeout=0.5, retries=0)
 
 
 def _config(tmp_path: Path, buses: list[str], extra: str = "") -> Path:

@@ -61,7 +61,7 @@ async def test_the_simulated_line_answers_only_at_its_own_speed(
     assert found == []
     assert modbus_line.port.baudrate() == 9600
     assert modbus_line.units[3].requests == 0
-    found = await scan(modbus_line.port.address, baudrates=[19200], units=[3], timeout=0.05)
+    found = await scan(modbus_line.port.address, baudrates=[19200], units=[3], timeout=0.5)
     assert [f.units for f in found] == [{3: None}]
 
 
@@ -69,7 +69,7 @@ async def test_scan_finds_units_3_and_7_at_19200_baud(
     modbus_line: ModbusBusDevice, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = modbus_line.port.address
-    argv = ["scan", port, "--baud", "9600,19200", "--units", "1-8", "--timeout", "0.05"]
+    argv = ["scan", port, "--baud", "9600,19200", "--units", "1-8", "--timeout", "0.2"]
     code = await asyncio.to_thread(main, argv)
     out = capsys.readouterr().out
     assert code == 0, out
@@ -88,7 +88,7 @@ async def test_scan_finds_an_ezo_ph_circuit_at_9600(
     ph_circuit: EzoDevice, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["scan", ph_circuit.port.address, "--baud", "19200,9600", "--units", "1"]
-    assert await asyncio.to_thread(main, [*argv, "--timeout", "0.05"]) == 0
+    assert await asyncio.to_thread(main, [*argv, "--timeout", "0.2"]) == 0
     out = capsys.readouterr().out
     assert "EZO pH circuit, firmware 2.16, at 9600 baud" in out
     [bus] = tomllib.loads(out)["buses"]
