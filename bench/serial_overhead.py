@@ -114,10 +114,17 @@ async def run(
     """Measure every row and return the report (a markdown table and its notes)."""
     n = iterations or (QUICK_ITERATIONS if quick else ITERATIONS)
     warmup = max(20, round(n * WARMUP_SHARE))
-    async with contextlib.AsyncExitStack() as stack:
-        rows = await _setup(stack)
-        async with asyncio.timeout(BUDGET):
-            await _measure(rows, n, warmup)
+    # What the process held before the run is not the drivers' garbage: frozen, the
+    # collections before and inside each block cost what the run's own objects cost,
+    # whatever else the process holds (a test session, say).
+    gc.freeze()
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            rows = await _setup(stack)
+            async with asyncio.timeout(BUDGET):
+                await _measure(rows, n, warmup)
+    finally:
+        gc.unfreeze()
     await _no_tasks_left()
     return _report(rows, warmup)
 

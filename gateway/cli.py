@@ -31,7 +31,10 @@ from gateway.serve import serve, serve_relay, simulate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and args.fast and not args.simulate:
+        parser.error("run: --fast applies to the simulated devices: add --simulate")
     if args.command == "check-config":
         return check_config(args.file)
     if args.command == "token":
@@ -70,7 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _with_overrides(load_config(args.config), args)
 
         return asyncio.run(
-            serve(config, simulate=args.simulate, require_ports=args.require_ports, reread=reread)
+            serve(
+                config,
+                simulate=args.simulate,
+                fast=args.fast,
+                require_ports=args.require_ports,
+                reread=reread,
+            )
         )
     if args.command == "relay":
         return asyncio.run(serve_relay(config))

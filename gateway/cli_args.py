@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start the simulated devices too, and read them where the config says sim://<device>",
     )
+    run.add_argument(
+        "--fast",
+        action="store_true",
+        help="with --simulate: the devices answer at once instead of with the circuits' "
+        "real processing times (bench scripts, tests)",
+    )
     run.add_argument("--data-dir", type=Path, metavar="D", help="where SQLite and links go")
     run.add_argument(
         "--require-ports",

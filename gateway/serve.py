@@ -46,11 +46,12 @@ async def serve(
     config: Config,
     *,
     simulate: bool = False,
+    fast: bool = False,
     require_ports: bool = False,
     reread: Callable[[], Config] | None = None,
 ) -> int:
     """Run the gateway until SIGINT/SIGTERM; on SIGHUP, apply ``reread()``. Exit code
-    per the contract.
+    per the contract. ``fast``: simulated devices answer at once.
 
     The buses start first; the web server's modules load in a worker thread while the
     devices answer their start-up write (gateway/startup.py says why)."""
@@ -58,7 +59,12 @@ async def serve(
 
     with _stop_signals() as stop:
         try:
-            run = GatewayRun(config, simulate=simulate, require_ports=require_ports)
+            run = GatewayRun(
+                config,
+                simulate=simulate,
+                sim_time_scale=0.0 if fast else 1.0,
+                require_ports=require_ports,
+            )
         except ConfigError as exc:
             return report(exc)
         try:
@@ -74,7 +80,9 @@ async def serve(
 
             app = gateway_app(run)
             buses = len(config.buses)
-            mode = "simulated devices" if simulate else f"{buses} bus{'es' if buses != 1 else ''}"
+            mode = f"{buses} bus{'es' if buses != 1 else ''}"
+            if simulate:
+                mode = "simulated devices, answering at once" if fast else "simulated devices"
             banner = f"{config.reservoir_id} on {{url}} ({mode})"
             return await _serve_until(app, config, banner, stop, gateway=run.gateway, reread=reread)
         finally:

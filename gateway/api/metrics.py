@@ -141,6 +141,12 @@ class Metrics:
             ["stream"],
             registry=self.registry,
         )
+        self.long_polls = Gauge(
+            "gateway_long_polls",
+            "Polling-fallback requests (?wait=) held open, waiting for news",
+            ["stream"],
+            registry=self.registry,
+        )
         self.messages_sent = Counter(
             "gateway_ws_messages_sent",
             "Messages offered to WebSocket clients",

@@ -119,9 +119,12 @@ async def _pollable(request: web.Request, stream: str) -> web.Response:
         wait, since = poll
         waiters = [news.news_after(since), request.app[STOPPING].wait()]
         tasks = [asyncio.ensure_future(w) for w in waiters]
+        held = backend.metrics.long_polls.labels(stream)
+        held.inc()
         try:
             await asyncio.wait(tasks, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            held.dec()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

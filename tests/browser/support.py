@@ -96,8 +96,12 @@ def config_text(data_dir: Path, auth: str) -> str:
 class GatewayProcess:
     """``sensor-gateway run --simulate`` as a subprocess, on a port that survives restarts."""
 
-    def __init__(self, directory: Path, *, port: int = 0, jwt_secret: str = "") -> None:
+    def __init__(
+        self, directory: Path, *, port: int = 0, jwt_secret: str = "", fast: bool = False
+    ) -> None:
+        """``fast``: the simulated devices answer at once (``run --simulate --fast``)."""
         self.directory = directory
+        self.fast = fast
         self.port = port or free_port()
         self.config = directory / "gateway.toml"
         auth = f'[auth]\njwt_secret = "{jwt_secret}"' if jwt_secret else ""
@@ -111,7 +115,8 @@ class GatewayProcess:
 
     def arguments(self) -> list[str]:
         """The ``sensor-gateway`` command line (a subclass runs another command)."""
-        return ["run", "-c", str(self.config), "--simulate", "--port", str(self.port)]
+        fast = ["--fast"] if self.fast else []
+        return ["run", "-c", str(self.config), "--simulate", *fast, "--port", str(self.port)]
 
     def start(self, timeout: float = 10.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}

@@ -4,6 +4,8 @@ GET /api/probes; a value the circuit refuses shows as an error."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.browser.support import GatewayProcess, require_browser
@@ -11,6 +13,16 @@ from tests.browser.support import GatewayProcess, require_browser
 require_browser()
 
 from playwright.sync_api import Page, expect  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """The circuits answer at once: a calibration step takes the real one 0.9 s, waiting
+    its turn behind a reading, and this screen's timing is not what is tested here."""
+    running = GatewayProcess(tmp_path_factory.mktemp("gateway"), fast=True)
+    running.start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture

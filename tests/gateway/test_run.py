@@ -13,6 +13,7 @@ import pytest
 from aiohttp import ClientSession, WSMsgType
 
 from tests.gateway.conftest import write_config
+from tests.helpers import until_true
 
 
 async def gateway(*args: str, cwd: Path) -> asyncio.subprocess.Process:
@@ -167,6 +168,33 @@ async def test_simulated_ports_need_simulate(tmp_path: Path) -> None:
     assert "--simulate" in err
 
 
+async def test_fast_needs_simulate(tmp_path: Path) -> None:
+    code, _, err = await finished(
+        await gateway("run", "--fast", "--port", "0", "--data-dir", str(tmp_path), cwd=tmp_path)
+    )
+    assert code == 1
+    assert "run: --fast applies to the simulated devices: add --simulate" in err
+    assert "Traceback" not in err
+
+
+async def test_fast_simulated_devices_say_so_and_read(tmp_path: Path) -> None:
+    process = await gateway(
+        "run", "--simulate", "--fast", "--port", "0", "--data-dir", str(tmp_path), cwd=tmp_path
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = (await asyncio.wait_for(process.stdout.readline(), 9.0)).decode()
+    assert "(simulated devices, answering at once)" in line, line
+    url = line.split(" on ")[1].split()[0]
+    ws_url = url.replace("http", "ws") + "/ws/sensors"
+    async with ClientSession() as session, session.ws_connect(ws_url) as ws:
+        async with asyncio.timeout(5):  # the pH circuit's reading, compensated by the RTD's
+            while (await ws.receive_json())["data"].get("ph") is None:
+                pass
+    process.send_signal(signal.SIGTERM)
+    code, _, err = await finished(process)
+    assert code == 0, err
+
+
 async def test_a_long_poll_does_not_hold_up_a_stop(
     running: tuple[asyncio.subprocess.Process, str],
 ) -> None:
@@ -177,7 +205,13 @@ async def test_a_long_poll_does_not_hold_up_a_stop(
         poll = asyncio.create_task(
             session.get(url + f"/api/alerts/summary?wait=25&since={seq}"), name="test.long-poll"
         )
-        await asyncio.sleep(0.3)  # let the poll reach the server and wait there
+        held = 'gateway_long_polls{stream="alerts"} 1.0'
+
+        async def poll_is_held() -> bool:  # it has reached the server and waits there
+            async with session.get(url + "/metrics") as metrics:
+                return held in await metrics.text()
+
+        await until_true(poll_is_held, timeout=5)
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         response = await asyncio.wait_for(poll, 5)
