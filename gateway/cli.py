@@ -23,7 +23,7 @@ from gateway.cli_args import EXIT_OK, EXIT_USAGE, MAX_TOKEN_DAYS, PROG, build_pa
 from gateway.config import Config, ConfigError, dump_config, load_config, with_overrides
 from gateway.field.journal import configure_logging
 from gateway.field.scan import scan_command
-from gateway.serve import serve, serve_relay, simulate
+from gateway.serve import Hangups, serve, serve_relay, simulate
 
 # Each command imports what only it needs (the relay, the client, jwt, the simulators,
 # the field tools) where it starts: `run` without --simulate loads none of them, which
@@ -58,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: --log-level: unknown level {args.log_level!r}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(level)
+    # A reload asked for while it starts is applied once it listens, not its end.
+    hangups = Hangups().hold() if args.command in ("run", "relay") else None
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -79,10 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fast=args.fast,
                 require_ports=args.require_ports,
                 reread=reread,
+                hangups=hangups,
             )
         )
     if args.command == "relay":
-        return asyncio.run(serve_relay(config))
+        return asyncio.run(serve_relay(config, hangups))
     link_dir = args.link_dir or config.data_dir / "serial" / "by-id"
     return asyncio.run(simulate(args.control_port, link_dir.absolute(), fast=args.fast))
 

@@ -33,6 +33,31 @@ LISTEN_BACKLOG = 4096
 log = logging.getLogger("gateway")
 
 
+class Hangups:
+    """SIGHUP for ``run`` and ``relay`` from the moment :meth:`hold` is called: one that
+    comes before the server listens is kept and handed to the reload once it does,
+    instead of ending the process (SIGHUP's default action)."""
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def hold(self) -> Hangups:
+        """Keep SIGHUP from now on (the main thread, before or inside the event loop)."""
+        signal.signal(signal.SIGHUP, self._keep)
+        return self
+
+    def _keep(self, signum: int, frame: object) -> None:
+        self.pending = True
+
+    def hand_to(self, handler: Callable[[], None]) -> None:
+        """From now on SIGHUP calls ``handler``; one kept while starting calls it now."""
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, handler)
+        if self.pending:
+            self.pending = False
+            log.info("SIGHUP came while starting; applying it now")
+            handler()
+
+
 def _raise_file_limit() -> None:
     """Let the process hold as many sockets as the hard limit allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -49,14 +74,17 @@ async def serve(
     fast: bool = False,
     require_ports: bool = False,
     reread: Callable[[], Config] | None = None,
+    hangups: Hangups | None = None,
 ) -> int:
     """Run the gateway until SIGINT/SIGTERM; on SIGHUP, apply ``reread()``. Exit code
-    per the contract. ``fast``: simulated devices answer at once.
+    per the contract. ``fast``: simulated devices answer at once. ``hangups``: SIGHUP
+    held since the command began (else from here).
 
     The buses start first; the web server's modules load in a worker thread while the
     devices answer their start-up write (gateway/startup.py says why)."""
     from gateway.startup import GatewayRun
 
+    hangups = hangups or Hangups().hold()
     with _stop_signals() as stop:
         try:
             run = GatewayRun(
@@ -84,22 +112,25 @@ async def serve(
             if simulate:
                 mode = "simulated devices, answering at once" if fast else "simulated devices"
             banner = f"{config.reservoir_id} on {{url}} ({mode})"
-            return await _serve_until(app, config, banner, stop, gateway=run.gateway, reread=reread)
+            return await _serve_until(
+                app, config, banner, stop, hangups, gateway=run.gateway, reread=reread
+            )
         finally:
             await run.stop()
 
 
-async def serve_relay(config: Config) -> int:
-    """Run a relay until SIGINT/SIGTERM."""
+async def serve_relay(config: Config, hangups: Hangups | None = None) -> int:
+    """Run a relay until SIGINT/SIGTERM (SIGHUP: a warning that it does not reload)."""
     from gateway.mqtt.relay import build_relay_app
 
+    hangups = hangups or Hangups().hold()
     try:
         app = build_relay_app(config)
     except ConfigError as exc:
         return report(exc)
     banner = f"relay on {{url}} for {config.mqtt.url}"
     with _stop_signals() as stop:
-        return await _serve_until(app, config, banner, stop, gateway=None, reread=None)
+        return await _serve_until(app, config, banner, stop, hangups, gateway=None, reread=None)
 
 
 async def _serve_until(
@@ -107,6 +138,7 @@ async def _serve_until(
     config: Config,
     banner: str,
     stop: asyncio.Event,
+    hangups: Hangups,
     *,
     gateway: Gateway | None,
     reread: Callable[[], Config] | None,
@@ -133,7 +165,7 @@ async def _serve_until(
         log.info("listening on %s", ", ".join(bound))
         print(f"{PROG}: " + banner.format(url=f"http://{bound[0]}"), flush=True)
         manager.start(banner.format(url=f"http://{bound[0]}"))
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, manager.hangup)
+        hangups.hand_to(manager.hangup)
         await stop.wait()
         log.info("stopping")
         systemd.stopping("stopping")

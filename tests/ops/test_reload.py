@@ -3,8 +3,10 @@ WebSocket a client already holds; a broken file changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from aiohttp import ClientSession
 from gateway.api.server import GATEWAY, build_app
 from gateway.config import load_config
 from simulators.rig import Rig
-from tests.helpers import next_of, until, until_true
+from tests.helpers import next_news, next_of, until, until_true
 from tests.ops.conftest import write_config
 from tests.processes import GatewayProcess
 
@@ -110,3 +112,50 @@ async def test_reload_restarts_only_changed_buses_and_applies_origins_and_target
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("server.port changed; restart the gateway" in w for w in warnings), warnings
     assert gateway.config.server.port != 9999  # still what it listens on
+
+
+async def test_a_sighup_while_it_starts_is_applied_once_it_listens(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """SIGHUP's default action ends a process: before it listens, `run` keeps it instead."""
+    await rig.start()
+    path = write_config(tmp_path)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", "-c", str(path), "--port", "0",
+        "--log-level", "DEBUG", cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stderr is not None
+    log: list[str] = []
+    try:
+        async with asyncio.timeout(9):
+            # Its buses have started; the web server is still loading (gateway/startup.py).
+            while "buses started" not in (line := (await process.stderr.readline()).decode()):
+                assert line, "run ended before its buses started"
+                log.append(line)
+            write_config(tmp_path, ph_high=7.0)
+            process.send_signal(signal.SIGHUP)
+            drain = asyncio.create_task(_collect(process.stderr, log))
+            banner = (await process.stdout.readline()).decode()
+            assert " on http://" in banner, "".join(log)
+            url = banner.split(" on ", 1)[1].split()[0]
+            ws_url = url.replace("http", "ws") + "/ws/alerts"
+            async with ClientSession() as session, session.ws_connect(ws_url) as ws:
+                counts = await next_news(ws)  # the initial counts, or an update after them
+                while counts["data"]["warning"] != 1:  # pH 7.25 is over 7.0: raised
+                    counts = await next_of(ws, "update", timeout=5.0)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 9) == 0
+        await drain
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert any("SIGHUP came while starting; applying it now" in line for line in log)
+    assert any("reload: applied thresholds.ph" in line for line in log)
+
+
+async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:
+    while line := await stream.readline():
+        lines.append(line.decode())
