@@ -58,8 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: --log-level: unknown level {args.log_level!r}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(level)
-    # A reload asked for while it starts is applied once it listens, not its end.
-    hangups = Hangups().hold() if args.command in ("run", "relay") else None
+    hangups = Hangups()
+    if args.command in ("run", "relay"):
+        hangups.hold()  # a reload asked for while it starts is applied once it listens
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -74,17 +74,16 @@ async def serve(
     fast: bool = False,
     require_ports: bool = False,
     reread: Callable[[], Config] | None = None,
-    hangups: Hangups | None = None,
+    hangups: Hangups,
 ) -> int:
     """Run the gateway until SIGINT/SIGTERM; on SIGHUP, apply ``reread()``. Exit code
-    per the contract. ``fast``: simulated devices answer at once. ``hangups``: SIGHUP
-    held since the command began (else from here).
+    per the contract. ``fast``: simulated devices answer at once. ``hangups``: SIGHUP,
+    held since the command began.
 
     The buses start first; the web server's modules load in a worker thread while the
     devices answer their start-up write (gateway/startup.py says why)."""
     from gateway.startup import GatewayRun
 
-    hangups = hangups or Hangups().hold()
     with _stop_signals() as stop:
         try:
             run = GatewayRun(
@@ -119,11 +118,10 @@ async def serve(
             await run.stop()
 
 
-async def serve_relay(config: Config, hangups: Hangups | None = None) -> int:
+async def serve_relay(config: Config, hangups: Hangups) -> int:
     """Run a relay until SIGINT/SIGTERM (SIGHUP: a warning that it does not reload)."""
     from gateway.mqtt.relay import build_relay_app
 
-    hangups = hangups or Hangups().hold()
     try:
         app = build_relay_app(config)
     except ConfigError as exc:
