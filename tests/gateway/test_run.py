@@ -34,16 +34,21 @@ async def finished(process: asyncio.subprocess.Process) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
+async def banner(process: asyncio.subprocess.Process) -> tuple[str, str]:
+    """The first line on stdout, and the URL it gives."""
+    assert process.stdout is not None
+    line = (await asyncio.wait_for(process.stdout.readline(), 9.0)).decode()
+    assert "EMBALSE_01 on http://127.0.0.1:" in line, line
+    return line, line.split(" on ")[1].split()[0]
+
+
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     """The embedded default, simulated, on a free port: what `make run` starts."""
     process = await gateway(
         "run", "--simulate", "--port", "0", "--data-dir", str(tmp_path / "data"), cwd=tmp_path
     )
-    assert process.stdout is not None
-    line = (await asyncio.wait_for(process.stdout.readline(), 9.0)).decode()
-    assert "EMBALSE_01 on http://127.0.0.1:" in line, line
-    url = line.split(" on ")[1].split()[0]
+    _, url = await banner(process)
     yield process, url
     if process.returncode is None:
         process.kill()
@@ -181,10 +186,8 @@ async def test_fast_simulated_devices_say_so_and_read(tmp_path: Path) -> None:
     process = await gateway(
         "run", "--simulate", "--fast", "--port", "0", "--data-dir", str(tmp_path), cwd=tmp_path
     )  # fmt: skip
-    assert process.stdout is not None
-    line = (await asyncio.wait_for(process.stdout.readline(), 9.0)).decode()
+    line, url = await banner(process)
     assert "(simulated devices, answering at once)" in line, line
-    url = line.split(" on ")[1].split()[0]
     ws_url = url.replace("http", "ws") + "/ws/sensors"
     async with ClientSession() as session, session.ws_connect(ws_url) as ws:
         async with asyncio.timeout(5):  # the pH circuit's reading, compensated by the RTD's

@@ -82,6 +82,3 @@ class Relay(GatewayProcess):
             f'[server]\nport = {self.port}\n{server}\n[mqtt]\nurl = "{broker.url}"\n{extra}\n'
         )
         super().__init__(config, command="relay", args=())
-
-    def log(self) -> str:
-        return (self.cwd / "relay.log").read_text(errors="replace")

@@ -72,7 +72,7 @@ async def test_a_relay_serves_on_through_garbage_live_and_retained(
         await relay.stop()
     # Garbage made no site (an empty array is a valid alerts/active: BAD_0 has no alerts).
     assert set(sites) == {"EMBALSE_07", "BAD_0"}
-    log = (relay.cwd / "relay.log").read_text()
+    log = relay.log()
     assert "Traceback" not in log
     warnings = [line for line in log.splitlines() if "WARNING" in line and "ignored" in line]
     assert any("reservoirs/BAD_0/sensors: the message: expected a JSON object" in w
@@ -106,7 +106,7 @@ async def test_the_uplink_takes_commands_after_garbage(tmp_path: Path, broker: B
         finally:
             await publish(broker, [(f"{BASE}/commands/dismiss", b"")], retain=True)  # unretain
             assert await gateway.stop() == 0
-    log = (gateway.cwd / "run.log").read_text()
+    log = gateway.log()
     assert "Traceback" not in log
     assert f"MQTT: ignored {BASE}/commands/dismiss: nested deeper" in log
     assert f"MQTT: ignored {BASE}/commands/reboot: not a command" in log

@@ -3,10 +3,8 @@ WebSocket a client already holds; a broken file changes nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +71,7 @@ async def test_sighup_applies_a_threshold_to_a_connected_client_and_a_bad_file_c
         await ws.send_json({"action": "ping"})  # still the same, live connection
         while (await ws.receive_json(timeout=5))["type"] != "pong":
             pass
-    log = (tmp_path / "run.log").read_text()
+    log = gateway.log()
     assert "reload: thresholds.ph.delay: must be at least 1" in log
     assert "reload: applied thresholds.ph" in log
 
@@ -119,43 +117,23 @@ async def test_a_sighup_while_it_starts_is_applied_once_it_listens(
 ) -> None:
     """SIGHUP's default action ends a process: before it listens, `run` keeps it instead."""
     await rig.start()
-    path = write_config(tmp_path)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "run", "-c", str(path), "--port", "0",
-        "--log-level", "DEBUG", cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stdout is not None
-    assert process.stderr is not None
-    log: list[str] = []
+    gateway = GatewayProcess(write_config(tmp_path), args=["--port", "0", "--log-level", "DEBUG"])
+    await gateway.launch()
+    assert gateway.process is not None
     try:
-        async with asyncio.timeout(9):
-            # Its buses have started; the web server is still loading (gateway/startup.py).
-            while "buses started" not in (line := (await process.stderr.readline()).decode()):
-                assert line, "run ended before its buses started"
-                log.append(line)
-            write_config(tmp_path, ph_high=7.0)
-            process.send_signal(signal.SIGHUP)
-            drain = asyncio.create_task(_collect(process.stderr, log))
-            banner = (await process.stdout.readline()).decode()
-            assert " on http://" in banner, "".join(log)
-            url = banner.split(" on ", 1)[1].split()[0]
-            ws_url = url.replace("http", "ws") + "/ws/alerts"
-            async with ClientSession() as session, session.ws_connect(ws_url) as ws:
-                counts = await next_news(ws)  # the initial counts, or an update after them
-                while counts["data"]["warning"] != 1:  # pH 7.25 is over 7.0: raised
-                    counts = await next_of(ws, "update", timeout=5.0)
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 9) == 0
-        await drain
+        # Its buses have started; the web server is still loading (gateway/startup.py).
+        await until(lambda: "buses started" in gateway.log(), timeout=9)
+        write_config(tmp_path, ph_high=7.0)
+        gateway.process.send_signal(signal.SIGHUP)
+        await gateway.announced()
+        ws_url = gateway.url.replace("http", "ws") + "/ws/alerts"
+        async with ClientSession() as session, session.ws_connect(ws_url) as ws:
+            counts = await next_news(ws)  # the initial counts, or an update after them
+            while counts["data"]["warning"] != 1:  # pH 7.25 is over 7.0: raised
+                counts = await next_of(ws, "update", timeout=5.0)
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert any("SIGHUP came while starting; applying it now" in line for line in log)
-    assert any("reload: applied thresholds.ph" in line for line in log)
-
-
-async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:
-    while line := await stream.readline():
-        lines.append(line.decode())
+        code = await gateway.stop()
+    assert code == 0
+    log = gateway.log()
+    assert "SIGHUP came while starting; applying it now" in log
+    assert "reload: applied thresholds.ph" in log
