@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.cli_args import EXIT_OK, EXIT_USAGE, MAX_TOKEN_DAYS, PROG, build_parser, report
+from gateway.cli_args import EXIT_OK, EXIT_USAGE, MAX_TOKEN_DAYS, PROG, parse_args, report
 from gateway.config import Config, ConfigError, dump_config, load_config, with_overrides
 from gateway.field.journal import configure_logging
 from gateway.field.scan import scan_command
@@ -31,10 +31,7 @@ from gateway.serve import Hangups, serve, serve_relay, simulate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "run" and args.fast and not args.simulate:
-        parser.error("run: --fast applies to the simulated devices: add --simulate")
+    args = parse_args(argv)
     if args.command == "check-config":
         return check_config(args.file)
     if args.command == "token":
@@ -67,13 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report(exc)
     if args.command in ("run", "relay"):
         try:
-            config = _with_overrides(config, args)
+            config = with_command_line(config, args)
         except ConfigError as exc:
             return report(exc)
     if args.command == "run":
 
         def reread() -> Config:
-            return _with_overrides(load_config(args.config), args)
+            return with_command_line(load_config(args.config), args)
 
         return asyncio.run(
             serve(
@@ -179,9 +176,10 @@ async def watch_command(
     return EXIT_OK
 
 
-def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
-    """The config with --host, --port, --data-dir, checked as the file's values are; and
-    the data_dir made (for ``run``) so that one that cannot be is a one-line error."""
+def with_command_line(config: Config, args: argparse.Namespace) -> Config:
+    """The config with ``run``'s or ``relay``'s --host, --port, --data-dir, checked as the
+    file's values are (ConfigError); and the data_dir made (for ``run``) so that one that
+    cannot be is a one-line error."""
     server = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     changes: dict[str, object] = {"server": server}
     if getattr(args, "data_dir", None) is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -215,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
         "outbox) and print one line per target: ok, or fail and why. Exit 1 when any fails.",
     )
     return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, or a usage error: one line naming what is wrong, exit 1."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and args.fast and not args.simulate:
+        parser.error("run: --fast applies to the simulated devices: add --simulate")
+    return args
 
 
 def report(error: ConfigError) -> int:

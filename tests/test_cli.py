@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sys
 from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
+from hypothesis import assume, event, given
+from hypothesis import strategies as st
 
 from drivers.ezo_sensor import EzoSensor
 from drivers.serial_line import SerialLine
-from gateway.cli import main
+from gateway.cli import main, with_command_line
+from gateway.cli_args import parse_args
+from gateway.config import load_config
+from tests.config_fuzz import FUZZ, assert_only_config_errors, text
 
 
 async def test_simulate_prints_devices_serves_control_and_stops_cleanly(tmp_path: Path) -> None:
@@ -131,3 +137,70 @@ def test_a_data_dir_that_cannot_be_created_is_one_line(
     assert capsys.readouterr().err.splitlines() == [
         f"data_dir: cannot create {blocker / 'data'}: Not a directory"
     ]
+
+
+# The command line, fuzzed ------------------------------------------------------------
+
+COMMANDS = st.sampled_from(
+    ["run", "relay", "simulate", "check-config", "watch", "token", "backup", "doctor",
+     "notify-test", "scan", "", "frobnicate"]
+)  # fmt: skip
+SWITCHES = st.sampled_from(["--simulate", "--fast", "--require-ports", "--help", "--", "-x"])
+VALUED = st.sampled_from(["--host", "--port", "--data-dir", "--log-level", "-c", "--config"])
+ODD = text | st.sampled_from(
+    ["0", "-1", "99999", "8000", "", "localhost", "::1", "nan", "1e400", "0x10", "DEBUG", "LOUD"]
+)
+
+
+def command_line(
+    commands: st.SearchStrategy[str], options: st.SearchStrategy[tuple[str, ...]]
+) -> st.SearchStrategy[list[str]]:
+    """A command, then a few options, each one or more words."""
+    return st.tuples(commands, st.lists(options, max_size=5)).map(
+        lambda drawn: [drawn[0], *(word for option in drawn[1] for word in option)]
+    )
+
+
+#: Any command with switches, options with a value and stray words; and, as often, `run`
+#: or `relay` with the overrides that reach the config (--host, --port, --data-dir).
+ARGV = command_line(
+    COMMANDS, st.tuples(VALUED, ODD) | st.tuples(SWITCHES) | st.tuples(ODD)
+) | command_line(
+    st.sampled_from(["run", "relay"]),
+    st.tuples(st.sampled_from(["--host", "--port", "--data-dir"]), ODD)
+    | st.tuples(st.sampled_from(["--simulate", "--fast"])),
+)
+USAGE = re.compile(r"^sensor-gateway( [a-z-]+)?: error: \S", re.MULTILINE)
+
+
+@FUZZ
+@given(argv=ARGV)
+def test_any_command_line_gives_its_arguments_or_one_usage_line(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Arguments, or exit 1 with a line saying what is wrong (0 for --help); then --host,
+    --port and --data-dir give a config or a ConfigError, never another exception. (No
+    NUL byte or lone surrogate: a shell's words hold neither.)"""
+    monkeypatch.chdir(tmp_path)  # the default data_dir, ./data, and relative --data-dir
+    capsys.readouterr()
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:
+        exit_code = exc.code
+    else:
+        exit_code = None
+    if exit_code is not None:
+        event(f"exit {exit_code}")
+        err = capsys.readouterr().err
+        assert exit_code in (0, 1), argv
+        if exit_code == 1:  # after the usage; the words it quotes may hold a line break
+            assert USAGE.search(err), err
+        return
+    event(f"parsed: {args.command}")
+    if args.command in ("run", "relay"):
+        data_dir = getattr(args, "data_dir", None)
+        assume(data_dir is None or not (data_dir.is_absolute() or ".." in data_dir.parts))
+        assert_only_config_errors(lambda: with_command_line(load_config(None), args))

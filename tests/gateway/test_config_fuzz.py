@@ -1,4 +1,5 @@
-"""The configuration boundary, fuzzed: a file, the GATEWAY_* environment, the command line.
+"""The configuration boundary, fuzzed: a file and the GATEWAY_* environment (the command
+line: tests/test_cli.py).
 
 Whatever a technician (or a cat on the keyboard) writes, load_config gives a Config or a
 ConfigError whose lines name a key or the file, never another exception."""
